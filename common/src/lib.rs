@@ -1,0 +1,22 @@
+//! The shared core of pi-bootstrap.
+//!
+//! - [`manifest`]: the host manifest, its loading and its checks (the one YAML door);
+//! - [`engine`]: resources that observe and apply, and the runner every step uses;
+//! - [`exec`]: the one door for spawning processes (timeouts, redaction, sudo);
+//! - [`report`] and [`output`]: what a step found and did, and the one door for
+//!   printing it;
+//! - [`state`]: the state folder, files kept before replacement, the run lock;
+//! - [`cli`]: the flags and exit codes every binary shares.
+//!
+//! See `docs/architecture.md` for the invariants.
+
+pub mod cli;
+pub mod engine;
+pub mod exec;
+pub mod fsx;
+pub mod manifest;
+pub mod output;
+pub mod report;
+pub mod secret;
+pub mod state;
+pub mod sys;

@@ -1,0 +1,296 @@
+//! The meaning checks that run after parsing: every problem is collected, none stops
+//! the others.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::types::{BackupClass, Manifest, Name, Pos};
+
+/// One thing wrong with a manifest that parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Where in the file; line 0 when the problem has no single place.
+    pub pos: Pos,
+    /// The key path, such as `links[2].target`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(pos: Pos, key: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            pos,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Runs every meaning check; `home` is where the tool may write.
+pub(crate) fn check_manifest(m: &Manifest, home: &Path) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if m.version != 1 {
+        p.push(Problem::new(
+            Pos::default(),
+            "version",
+            format!("expected version 1, found {}", m.version),
+        ));
+    }
+    check_names(m, &mut p);
+    check_repo_files(m, &mut p);
+    check_write_targets(m, home, &mut p);
+    check_backup_classes(m, &mut p);
+    check_references(m, &mut p);
+    p.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
+    p
+}
+
+fn check_names(m: &Manifest, p: &mut Vec<Problem>) {
+    let sections: [(&str, Vec<&Name>); 10] = [
+        ("prereqs", m.prereqs.iter().map(|x| &x.name).collect()),
+        ("repo.deps", m.repo.deps.iter().map(|x| &x.name).collect()),
+        ("links", m.links.iter().map(|x| &x.name).collect()),
+        ("dirs", m.dirs.iter().map(|x| &x.name).collect()),
+        ("services", m.services.iter().map(|x| &x.name).collect()),
+        (
+            "nginx.sites",
+            m.nginx
+                .iter()
+                .flat_map(|n| n.sites.iter().map(|x| &x.name))
+                .collect(),
+        ),
+        ("shell", m.shell.iter().map(|x| &x.name).collect()),
+        ("env", m.env.iter().map(|x| &x.name).collect()),
+        ("paths", m.paths.iter().map(|x| &x.name).collect()),
+        ("validate", m.validate.iter().map(|x| &x.name).collect()),
+    ];
+    for (section, names) in sections {
+        let mut seen: HashMap<&str, Pos> = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let key = format!("{section}[{i}].name");
+            let valid = name
+                .as_str()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+                && name
+                    .as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !valid {
+                p.push(Problem::new(
+                    name.pos(),
+                    &key,
+                    format!(
+                        "{:?} is not a valid name: use letters, digits, '.', '_' and '-'",
+                        name.as_str()
+                    ),
+                ));
+            }
+            if let Some(first) = seen.get(name.as_str()) {
+                p.push(Problem::new(
+                    name.pos(),
+                    &key,
+                    format!(
+                        "duplicate name {:?} in {section}: first used at line {}",
+                        name.as_str(),
+                        first.line
+                    ),
+                ));
+            } else {
+                seen.insert(name.as_str(), name.pos());
+            }
+        }
+    }
+}
+
+/// Files the manifest takes from the repo must exist there, when the repo is present.
+fn check_repo_files(m: &Manifest, p: &mut Vec<Problem>) {
+    if !m.repo.path.path().is_dir() {
+        return;
+    }
+    let mut files = Vec::new();
+    for (i, link) in m.links.iter().enumerate() {
+        files.push((format!("links[{i}].source"), &link.source));
+    }
+    for (i, svc) in m.services.iter().enumerate() {
+        files.push((format!("services[{i}].source"), &svc.source));
+        files.push((format!("services[{i}].unit"), &svc.unit));
+        for (t, timer) in svc.timers.iter().enumerate() {
+            files.push((format!("services[{i}].timers[{t}]"), timer));
+        }
+    }
+    for (i, site) in m.nginx.iter().flat_map(|n| n.sites.iter()).enumerate() {
+        files.push((format!("nginx.sites[{i}].source"), &site.source));
+    }
+    for (i, block) in m.shell.iter().enumerate() {
+        files.push((format!("shell[{i}].source"), &block.source));
+    }
+    for (key, file) in files {
+        if std::fs::symlink_metadata(file.path()).is_err() {
+            p.push(Problem::new(
+                file.pos(),
+                key,
+                format!(
+                    "{:?} does not exist in the repo at {}",
+                    file.raw(),
+                    m.repo.path.path().display()
+                ),
+            ));
+        }
+    }
+}
+
+/// Where the tool writes must stay inside HOME, also through symlinks.
+fn check_write_targets(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
+    let mut targets = Vec::new();
+    for (i, link) in m.links.iter().enumerate() {
+        targets.push((format!("links[{i}].target"), &link.target));
+    }
+    for (i, dir) in m.dirs.iter().enumerate() {
+        targets.push((format!("dirs[{i}].path"), &dir.path));
+    }
+    for (i, block) in m.shell.iter().enumerate() {
+        targets.push((format!("shell[{i}].file"), &block.file));
+    }
+    for (i, env) in m.env.iter().enumerate() {
+        targets.push((format!("env[{i}].path"), &env.path));
+    }
+    let real_home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    for (key, target) in targets {
+        let path = target.path();
+        if path.as_os_str().is_empty() {
+            continue; // expansion already failed and said why
+        }
+        if !path.starts_with(home) || path == home {
+            p.push(Problem::new(
+                target.pos(),
+                key,
+                format!(
+                    "{} is outside HOME ({}): this step only writes inside HOME",
+                    path.display(),
+                    home.display()
+                ),
+            ));
+            continue;
+        }
+        // The item itself may be a symlink the tool manages; its folder may not lead out.
+        if let Some(parent) = path.parent()
+            && let Some(real_parent) = nearest_existing(parent).and_then(|a| a.canonicalize().ok())
+            && !real_parent.starts_with(&real_home)
+        {
+            p.push(Problem::new(
+                target.pos(),
+                key,
+                format!(
+                    "{} leads out of HOME through a symlink (to {})",
+                    path.display(),
+                    real_parent.display()
+                ),
+            ));
+        }
+    }
+}
+
+fn nearest_existing(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        .map(Path::to_path_buf)
+}
+
+fn check_backup_classes(m: &Manifest, p: &mut Vec<Problem>) {
+    for (i, svc) in m.services.iter().enumerate() {
+        match (&svc.data_path, &svc.backup) {
+            (Some(data), None) => p.push(Problem::new(
+                data.pos(),
+                format!("services[{i}].data_path"),
+                format!(
+                    "service {:?} has a data path but no backup class: add `backup: backup` (or git, bootstrap, disposable)",
+                    svc.name.as_str()
+                ),
+            )),
+            (None, Some(class)) if class.value == BackupClass::Backup => p.push(Problem::new(
+                super::types::Pos::of(class),
+                format!("services[{i}].backup"),
+                format!("service {:?} must be backed up but declares no data_path", svc.name.as_str()),
+            )),
+            _ => {}
+        }
+    }
+    if m.backup.is_none() {
+        for (path, class, owner) in m.classified_paths() {
+            if class == BackupClass::Backup {
+                p.push(Problem::new(
+                    path.pos(),
+                    owner,
+                    format!(
+                        "{} must be backed up, but the manifest has no `backup` section",
+                        path.raw()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_references(m: &Manifest, p: &mut Vec<Problem>) {
+    for (i, svc) in m.services.iter().enumerate() {
+        if let Some(env) = &svc.env_file
+            && m.env_file(env).is_none()
+        {
+            p.push(Problem::new(
+                svc.name.pos(),
+                format!("services[{i}].env_file"),
+                format!("no env file named {env:?} in the `env` section"),
+            ));
+        }
+    }
+    for (i, env) in m.env.iter().enumerate() {
+        for var in &env.vars {
+            let valid = var
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                p.push(Problem::new(
+                    env.name.pos(),
+                    format!("env[{i}].vars"),
+                    format!("{var:?} is not a variable name"),
+                ));
+            }
+        }
+        if let Some(mode) = env.mode
+            && mode.0 & 0o077 != 0
+        {
+            p.push(Problem::new(
+                env.name.pos(),
+                format!("env[{i}].mode"),
+                format!("env files hold secrets: mode {mode} lets others read them; use \"0600\""),
+            ));
+        }
+    }
+    for (i, check) in m.validate.iter().enumerate() {
+        let kinds = [
+            check.command.is_some(),
+            check.http.is_some(),
+            check.file.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            p.push(Problem::new(
+                check.name.pos(),
+                format!("validate[{i}]"),
+                "expected exactly one of `command`, `http` or `file`",
+            ));
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! Paths in the manifest: `~`, `$HOME` and `${NAME}` expansion, and files in the repo.
+//!
+//! HOME always comes from the environment, never from the password database, so a
+//! temporary HOME is a complete sandbox for file-level work.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::check::Problem;
+use super::types::{Install, Manifest, Pos};
+
+/// A path on the host as written in the manifest, and where it points once expanded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct HostPath {
+    raw: Spanned<String>,
+    #[serde(skip)]
+    resolved: PathBuf,
+}
+
+impl HostPath {
+    /// The expanded, absolute path.
+    pub fn path(&self) -> &Path {
+        &self.resolved
+    }
+    /// The path as written in the manifest.
+    pub fn raw(&self) -> &str {
+        &self.raw.value
+    }
+    pub fn pos(&self) -> Pos {
+        Pos::of(&self.raw)
+    }
+}
+
+impl JsonSchema for HostPath {
+    fn schema_name() -> Cow<'static, str> {
+        "HostPath".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "An absolute path; may start with ~ or $HOME and use ${NAME} from vars or the environment."
+        })
+    }
+}
+
+/// A file or folder in the pi-config repo, relative to its root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct RepoFile {
+    raw: Spanned<String>,
+    #[serde(skip)]
+    resolved: PathBuf,
+}
+
+impl RepoFile {
+    /// The absolute path inside the repo's work tree on the host.
+    pub fn path(&self) -> &Path {
+        &self.resolved
+    }
+    /// The path relative to the repo, as written.
+    pub fn raw(&self) -> &str {
+        &self.raw.value
+    }
+    pub fn pos(&self) -> Pos {
+        Pos::of(&self.raw)
+    }
+}
+
+impl JsonSchema for RepoFile {
+    fn schema_name() -> Cow<'static, str> {
+        "RepoFile".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A path relative to the root of the pi-config repo, without '..'."
+        })
+    }
+}
+
+/// What expansion needs from the outside world.
+pub(crate) struct Expander<'a> {
+    pub home: &'a Path,
+    pub vars: &'a BTreeMap<String, String>,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Expander<'_> {
+    /// Expands `~`, `$HOME`, `$NAME` and `${NAME}`; the environment wins over `vars`.
+    pub fn expand(&self, text: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let rest = if text == "~" {
+            out.push_str(&self.home.to_string_lossy());
+            ""
+        } else if let Some(rest) = text.strip_prefix("~/") {
+            out.push_str(&self.home.to_string_lossy());
+            out.push('/');
+            rest
+        } else if text.starts_with('~') {
+            return Err(format!("{text:?}: only ~ and ~/ are understood, not ~user"));
+        } else {
+            text
+        };
+        let mut chars = rest.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '$' {
+                out.push(c);
+                continue;
+            }
+            let (name, braced) = match chars.peek() {
+                Some((_, '{')) => {
+                    let start = i + 2;
+                    let end = rest[start..]
+                        .find('}')
+                        .map(|e| start + e)
+                        .ok_or_else(|| format!("{text:?}: unclosed ${{ in a variable reference"))?;
+                    (&rest[start..end], true)
+                }
+                Some(_) => {
+                    let start = i + 1;
+                    let len = rest[start..]
+                        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                        .unwrap_or(rest.len() - start);
+                    (&rest[start..start + len], false)
+                }
+                None => ("", false),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                return Err(format!("{text:?}: expected a variable name after $"));
+            }
+            let value = if name == "HOME" {
+                self.home.to_string_lossy().into_owned()
+            } else {
+                (self.env)(name)
+                    .or_else(|| self.vars.get(name).cloned())
+                    .ok_or_else(|| {
+                        format!("{text:?}: ${name} is not set in the environment nor in `vars`")
+                    })?
+            };
+            out.push_str(&value);
+            let skip = if braced { name.len() + 2 } else { name.len() };
+            for _ in 0..skip {
+                chars.next();
+            }
+        }
+        Ok(out)
+    }
+
+    fn host_path(&self, key: &str, path: &mut HostPath, problems: &mut Vec<Problem>) {
+        match self.expand(&path.raw.value) {
+            Ok(expanded) => {
+                let expanded = PathBuf::from(expanded);
+                if !expanded.is_absolute() {
+                    problems.push(Problem::new(
+                        path.pos(),
+                        key,
+                        format!(
+                            "expected an absolute path (starting with /, ~ or $HOME), found {:?}",
+                            path.raw()
+                        ),
+                    ));
+                } else if expanded.components().any(|c| c == Component::ParentDir) {
+                    problems.push(Problem::new(
+                        path.pos(),
+                        key,
+                        format!("{:?} contains '..': write the path it means", path.raw()),
+                    ));
+                }
+                path.resolved = expanded;
+            }
+            Err(message) => problems.push(Problem::new(path.pos(), key, message)),
+        }
+    }
+}
+
+fn repo_file(repo: &Path, key: &str, file: &mut RepoFile, problems: &mut Vec<Problem>) {
+    let relative = Path::new(&file.raw.value);
+    if file.raw.value.is_empty() || relative.is_absolute() {
+        problems.push(Problem::new(
+            file.pos(),
+            key,
+            format!(
+                "expected a path relative to the repo root, found {:?}",
+                file.raw()
+            ),
+        ));
+    } else if relative.components().any(|c| c == Component::ParentDir) {
+        problems.push(Problem::new(
+            file.pos(),
+            key,
+            format!("{:?} leaves the repo through '..'", file.raw()),
+        ));
+    }
+    file.resolved = repo.join(relative);
+}
+
+/// Expands every host path and resolves every repo file of the manifest.
+pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) -> Vec<Problem> {
+    let mut p = Vec::new();
+    let x = expander;
+    x.host_path("repo.path", &mut manifest.repo.path, &mut p);
+    let url = &mut manifest.repo.url;
+    match x.expand(&url.value) {
+        Ok(expanded) => url.value = expanded,
+        Err(message) => p.push(Problem::new(Pos::of(url), "repo.url", message)),
+    }
+    let repo = manifest.repo.path.path().to_path_buf();
+    for (i, dep) in manifest.repo.deps.iter_mut().enumerate() {
+        for (field, file) in [
+            ("dir", &mut dep.dir),
+            ("lockfile", &mut dep.lockfile),
+            ("installed", &mut dep.installed),
+        ] {
+            if let Some(file) = file {
+                repo_file(&repo, &format!("repo.deps[{i}].{field}"), file, &mut p);
+            }
+        }
+    }
+    for (i, prereq) in manifest.prereqs.iter_mut().enumerate() {
+        if let Install::Script(file) = &mut prereq.install {
+            repo_file(&repo, &format!("prereqs[{i}].install.script"), file, &mut p);
+        }
+    }
+    for (i, link) in manifest.links.iter_mut().enumerate() {
+        repo_file(
+            &repo,
+            &format!("links[{i}].source"),
+            &mut link.source,
+            &mut p,
+        );
+        x.host_path(&format!("links[{i}].target"), &mut link.target, &mut p);
+    }
+    for (i, dir) in manifest.dirs.iter_mut().enumerate() {
+        x.host_path(&format!("dirs[{i}].path"), &mut dir.path, &mut p);
+    }
+    for (i, svc) in manifest.services.iter_mut().enumerate() {
+        let key = |field: &str| format!("services[{i}].{field}");
+        repo_file(&repo, &key("source"), &mut svc.source, &mut p);
+        repo_file(&repo, &key("unit"), &mut svc.unit, &mut p);
+        for (t, timer) in svc.timers.iter_mut().enumerate() {
+            repo_file(&repo, &key(&format!("timers[{t}]")), timer, &mut p);
+        }
+        for (field, path) in [
+            ("runtime_path", &mut svc.runtime_path),
+            ("data_path", &mut svc.data_path),
+            ("log_path", &mut svc.log_path),
+        ] {
+            if let Some(path) = path {
+                x.host_path(&key(field), path, &mut p);
+            }
+        }
+    }
+    if let Some(nginx) = &mut manifest.nginx {
+        x.host_path("nginx.prefix", &mut nginx.prefix, &mut p);
+        x.host_path("nginx.conf", &mut nginx.conf, &mut p);
+        x.host_path("nginx.sites_available", &mut nginx.sites_available, &mut p);
+        if let Some(enabled) = &mut nginx.sites_enabled {
+            x.host_path("nginx.sites_enabled", enabled, &mut p);
+        }
+        for (i, site) in nginx.sites.iter_mut().enumerate() {
+            repo_file(
+                &repo,
+                &format!("nginx.sites[{i}].source"),
+                &mut site.source,
+                &mut p,
+            );
+        }
+    }
+    for (i, block) in manifest.shell.iter_mut().enumerate() {
+        x.host_path(&format!("shell[{i}].file"), &mut block.file, &mut p);
+        repo_file(
+            &repo,
+            &format!("shell[{i}].source"),
+            &mut block.source,
+            &mut p,
+        );
+    }
+    for (i, env) in manifest.env.iter_mut().enumerate() {
+        x.host_path(&format!("env[{i}].path"), &mut env.path, &mut p);
+    }
+    for (i, path) in manifest.paths.iter_mut().enumerate() {
+        x.host_path(&format!("paths[{i}].path"), &mut path.path, &mut p);
+    }
+    if let Some(backup) = &mut manifest.backup {
+        x.host_path("backup.password_file", &mut backup.password_file, &mut p);
+        let repository = &mut backup.repository;
+        match x.expand(&repository.value) {
+            Ok(expanded) => repository.value = expanded,
+            Err(message) => p.push(Problem::new(
+                Pos::of(repository),
+                "backup.repository",
+                message,
+            )),
+        }
+    }
+    for (i, check) in manifest.validate.iter_mut().enumerate() {
+        for (field, path) in [("file", &mut check.file), ("dir", &mut check.dir)] {
+            if let Some(path) = path {
+                x.host_path(&format!("validate[{i}].{field}"), path, &mut p);
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(text: &str) -> Result<String, String> {
+        let vars = BTreeMap::from([
+            ("FROM_VARS".to_owned(), "v".to_owned()),
+            ("BOTH".to_owned(), "vars".to_owned()),
+        ]);
+        let env = |name: &str| match name {
+            "BOTH" => Some("env".to_owned()),
+            "HOME" => Some("/wrong".to_owned()),
+            _ => None,
+        };
+        Expander {
+            home: Path::new("/h"),
+            vars: &vars,
+            env: &env,
+        }
+        .expand(text)
+    }
+
+    #[test]
+    fn expands_home_vars_and_env() {
+        assert_eq!(expand("~").as_deref(), Ok("/h"));
+        assert_eq!(expand("~/a/b").as_deref(), Ok("/h/a/b"));
+        assert_eq!(expand("$HOME/x").as_deref(), Ok("/h/x"));
+        assert_eq!(expand("${HOME}/x").as_deref(), Ok("/h/x"));
+        assert_eq!(
+            expand("/a/${FROM_VARS}/$FROM_VARS.d").as_deref(),
+            Ok("/a/v/v.d")
+        );
+        assert_eq!(expand("${BOTH}").as_deref(), Ok("env"));
+        assert_eq!(expand("no-vars/é").as_deref(), Ok("no-vars/é"));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_expand() {
+        assert!(expand("~bob/x").is_err());
+        assert!(
+            expand("${UNSET}")
+                .unwrap_err()
+                .contains("$UNSET is not set")
+        );
+        assert!(expand("${OPEN").is_err());
+        assert!(expand("a$").is_err());
+        assert!(expand("${}").is_err());
+    }
+}

@@ -1,0 +1,666 @@
+//! The manifest's types, one per section. Field docs become the JSON Schema's
+//! descriptions, so they are written for the person editing the manifest.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::expand::{HostPath, RepoFile};
+
+/// A position in the manifest file (1-based), for messages about an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Pos {
+    pub(crate) fn of<T>(spanned: &Spanned<T>) -> Pos {
+        Pos {
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        }
+    }
+}
+
+/// The name of an item: unique within its section, part of the item's id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Name(pub(crate) Spanned<String>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0.value
+    }
+    pub fn pos(&self) -> Pos {
+        Pos::of(&self.0)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl JsonSchema for Name {
+    fn schema_name() -> Cow<'static, str> {
+        "Name".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            "description": "A name: letters, digits, '.', '_' and '-'; unique within its section."
+        })
+    }
+}
+
+/// The whole host.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version; only 1 exists.
+    pub version: u32,
+    /// The host's name, used to tag backups. Defaults to the machine's host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Default values for `${NAME}` in paths and urls; the process environment wins.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Tools that must be installed, with how to check and install them.
+    #[serde(default)]
+    pub prereqs: Vec<Prereq>,
+    /// The pi-config repository: where it lives, where it comes from, its dependencies.
+    pub repo: Repo,
+    /// Pi config files linked from the repo into place (usually under `~/.pi/agent`).
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Folders that must exist, with their modes.
+    #[serde(default)]
+    pub dirs: Vec<Dir>,
+    /// The services of the host: the service manifest.
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// nginx: where its configuration lives and the sites to install.
+    #[serde(default)]
+    pub nginx: Option<Nginx>,
+    /// Managed blocks in shell rc files (such as `pitmux` and PATH).
+    #[serde(default)]
+    pub shell: Vec<ShellBlock>,
+    /// Env files with the names of the variables they must hold (never values).
+    #[serde(default)]
+    pub env: Vec<EnvFile>,
+    /// Every external path with its role and backup class.
+    #[serde(default)]
+    pub paths: Vec<DeclaredPath>,
+    /// The restic backup of the `backup`-class paths.
+    #[serde(default)]
+    pub backup: Option<Backup>,
+    /// Extra checks run by `bootstrap-validate`.
+    #[serde(default)]
+    pub validate: Vec<Check>,
+}
+
+/// A tool that must be installed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prereq {
+    pub name: Name,
+    /// The command that proves the tool is there, e.g. `[bun, --version]`.
+    pub check: Argv,
+    /// A version requirement such as `>=1.1` checked against the check's output.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// How to install it when it is missing.
+    pub install: Install,
+    /// Environment for the check command (e.g. `PI_OFFLINE: "1"`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// How a prerequisite is installed.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Install {
+    /// A Debian package, installed with `apt-get install`.
+    Apt(String),
+    /// A global npm package, installed with `npm install -g`.
+    Npm(String),
+    /// A Python tool, installed with `pipx install`.
+    Pip(String),
+    /// A crate, installed with `cargo install`.
+    Cargo(String),
+    /// A script in the repo, run with no arguments.
+    Script(RepoFile),
+}
+
+/// The pi-config repository.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repo {
+    /// Where the work tree lives on the host, e.g. `~/pi-config`.
+    pub path: HostPath,
+    /// Where to clone it from (any url git understands; `${NAME}` is expanded).
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// The branch to check out.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Dependency installs, such as `bun install`.
+    #[serde(default)]
+    pub deps: Vec<Dep>,
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+/// A dependency install inside the repo.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dep {
+    pub name: Name,
+    /// The install command.
+    pub run: CommandSpec,
+    /// The folder to run it in, relative to the repo.
+    #[serde(default)]
+    pub dir: Option<RepoFile>,
+    /// The lockfile whose change makes the install due again, relative to the repo.
+    #[serde(default)]
+    pub lockfile: Option<RepoFile>,
+    /// What the install produces (e.g. `node_modules`); missing means the install is due.
+    #[serde(default)]
+    pub installed: Option<RepoFile>,
+    /// How long the install may take (default 10m).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// A symlink from the repo into place.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub name: Name,
+    /// The file or folder in the repo the link points to.
+    pub source: RepoFile,
+    /// Where the link is made.
+    pub target: HostPath,
+}
+
+/// A folder that must exist.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dir {
+    pub name: Name,
+    pub path: HostPath,
+    /// Octal mode in quotes, e.g. "0700". Default "0755".
+    #[serde(default)]
+    pub mode: Option<Mode>,
+}
+
+/// One service of the host: the service manifest's record.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Name,
+    /// What the service is for, in one sentence.
+    pub purpose: String,
+    /// What kind of service it is.
+    #[serde(default)]
+    pub class: ServiceClass,
+    /// Where its code lives, relative to the repo.
+    pub source: RepoFile,
+    /// How its code is installed (e.g. `[bun, install]`), run in `source`.
+    #[serde(default)]
+    pub install: Option<CommandSpec>,
+    /// Its systemd user unit in the repo.
+    pub unit: RepoFile,
+    /// Timer units that go with it, in the repo.
+    #[serde(default)]
+    pub timers: Vec<RepoFile>,
+    /// The env file it reads (a name from the `env` section).
+    #[serde(default)]
+    pub env_file: Option<String>,
+    /// Where it keeps runtime state (sockets, pid files, queues).
+    #[serde(default)]
+    pub runtime_path: Option<HostPath>,
+    /// Where it keeps durable data; needs `backup`.
+    #[serde(default)]
+    pub data_path: Option<HostPath>,
+    /// Where it writes logs.
+    #[serde(default)]
+    pub log_path: Option<HostPath>,
+    /// The TCP port it listens on, if any.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// How to tell it is healthy, besides systemd's state.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The backup class of its data path.
+    #[serde(default)]
+    #[schemars(with = "Option<BackupClass>")]
+    pub backup: Option<Spanned<BackupClass>>,
+}
+
+/// What kind of service a service is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceClass {
+    /// A long-running service beside Pi.
+    #[default]
+    Sidecar,
+    /// A timer-driven job (sweeper, analyzer, telemetry roll-up).
+    Job,
+    /// A service users reach through nginx.
+    Web,
+    /// A bridge to an outside chat or API (e.g. Telegram).
+    Bridge,
+}
+
+/// How to tell a service is healthy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Health {
+    /// An HTTP GET that must answer with `status` (and `body`, a regex, when given).
+    Http(HttpCheck),
+    /// A TCP connect to `host:port`.
+    Tcp(String),
+    /// A command that must exit 0.
+    Command(CommandSpec),
+}
+
+/// An HTTP expectation.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: String,
+    /// Expected status (default 200).
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// A regex the body must match.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// nginx: its folders and the sites to install.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nginx {
+    /// The nginx prefix (`-p`), e.g. `/etc/nginx`.
+    pub prefix: HostPath,
+    /// The main configuration file (`-c`), e.g. `/etc/nginx/nginx.conf`.
+    pub conf: HostPath,
+    /// Where site files are written.
+    pub sites_available: HostPath,
+    /// Where enabled sites are linked (omit when sites are included from one folder).
+    #[serde(default)]
+    pub sites_enabled: Option<HostPath>,
+    /// Whether changing these folders needs root (through sudo when not root).
+    #[serde(default)]
+    pub privileged: bool,
+    /// The sites.
+    #[serde(default)]
+    pub sites: Vec<NginxSite>,
+}
+
+/// An nginx site from the repo.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NginxSite {
+    pub name: Name,
+    pub source: RepoFile,
+    /// Routes the site serves, checked through nginx by `bootstrap-validate`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// A route served through nginx.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub url: String,
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// A managed block in a text file such as `~/.bashrc`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShellBlock {
+    pub name: Name,
+    /// The file that holds the block.
+    pub file: HostPath,
+    /// The block's content, from a file in the repo.
+    pub source: RepoFile,
+}
+
+/// An env file and the names of the variables it must hold.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    pub name: Name,
+    pub path: HostPath,
+    /// Variable names (never values).
+    pub vars: Vec<String>,
+    /// Octal mode; default and recommended "0600".
+    #[serde(default)]
+    pub mode: Option<Mode>,
+}
+
+/// An external path with its role and backup class.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredPath {
+    pub name: Name,
+    pub path: HostPath,
+    /// What lives there.
+    pub role: String,
+    #[schemars(with = "BackupClass")]
+    pub backup: Spanned<BackupClass>,
+}
+
+/// How a path comes back after the machine is lost.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupClass {
+    /// In git: comes back with a clone.
+    Git,
+    /// Reproducible by running the bootstrap.
+    Bootstrap,
+    /// Must be backed up: durable data.
+    Backup,
+    /// Can be lost.
+    Disposable,
+}
+
+impl BackupClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupClass::Git => "git",
+            BackupClass::Bootstrap => "bootstrap",
+            BackupClass::Backup => "backup",
+            BackupClass::Disposable => "disposable",
+        }
+    }
+}
+
+/// The restic backup.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// A restic repository: a folder, `sftp:...`, `s3:...`, `rest:...`.
+    #[schemars(with = "String")]
+    pub repository: Spanned<String>,
+    /// The file holding the repository password (never the password itself).
+    pub password_file: HostPath,
+    /// The oldest a snapshot may be before the backup counts as stale, e.g. "26h".
+    pub max_age: HumanDuration,
+}
+
+/// A check run by `bootstrap-validate`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: Name,
+    /// A command to run.
+    #[serde(default)]
+    pub command: Option<CommandSpec>,
+    /// An HTTP request to make.
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
+    /// A file that must exist.
+    #[serde(default)]
+    pub file: Option<HostPath>,
+    /// Folder to run the command in.
+    #[serde(default)]
+    pub dir: Option<HostPath>,
+    /// Environment for the command.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Expected exit code of the command (default 0).
+    #[serde(default)]
+    pub exit: Option<i32>,
+    /// A regex the command's output must match.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// How long the check may take (default 10s).
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// An argv list: the program and its arguments, never pasted into a shell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(with = "Vec<String>")]
+pub struct Argv(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Argv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let args = Vec::<String>::deserialize(d)?;
+        if args.is_empty() {
+            return Err(de::Error::custom(
+                "expected a command: a non-empty list such as [bun, --version]",
+            ));
+        }
+        Ok(Argv(args))
+    }
+}
+
+/// A command: an argv list, or `{shell: "..."}` to run through `sh -c` on purpose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CommandSpec {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+impl CommandSpec {
+    /// The argv to run: the list itself, or `sh -c SCRIPT`.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            CommandSpec::Argv(args) => args.clone(),
+            CommandSpec::Shell(script) => vec!["sh".into(), "-c".into(), script.clone()],
+        }
+    }
+}
+
+impl fmt::Display for CommandSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandSpec::Argv(args) => f.write_str(&crate::exec::display_argv(args)),
+            CommandSpec::Shell(script) => write!(f, "sh -c {script:?}"),
+        }
+    }
+}
+
+impl JsonSchema for CommandSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "CommandSpec".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A command: a list of arguments, or {shell: \"...\"} to run through sh -c.",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "object", "properties": {"shell": {"type": "string"}},
+                 "required": ["shell"], "additionalProperties": false}
+            ]
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CommandVisitor;
+        impl<'de> Visitor<'de> for CommandVisitor {
+            type Value = CommandSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a command: a list of arguments such as [bun, install], or {shell: \"...\"}",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CommandSpec, A::Error> {
+                let mut args = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    args.push(arg);
+                }
+                if args.is_empty() {
+                    return Err(de::Error::invalid_length(0, &self));
+                }
+                Ok(CommandSpec::Argv(args))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CommandSpec, A::Error> {
+                let mut script = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "shell" {
+                        return Err(de::Error::unknown_field(&key, &["shell"]));
+                    }
+                    if script.is_some() {
+                        return Err(de::Error::duplicate_field("shell"));
+                    }
+                    script = Some(map.next_value::<String>()?);
+                }
+                script
+                    .map(CommandSpec::Shell)
+                    .ok_or_else(|| de::Error::missing_field("shell"))
+            }
+        }
+        d.deserialize_any(CommandVisitor)
+    }
+}
+
+/// A file mode written in octal, in quotes: "0700".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mode(pub u32);
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl JsonSchema for Mode {
+    fn schema_name() -> Cow<'static, str> {
+        "Mode".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^0?[0-7]{3,4}$",
+            "description": "An octal file mode in quotes, such as \"0700\"."
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ModeVisitor;
+        const EXPECTED: &str = "an octal mode in quotes, such as \"0700\"";
+        impl Visitor<'_> for ModeVisitor {
+            type Value = Mode;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Mode, E> {
+                let digits = v.strip_prefix("0o").unwrap_or(v);
+                let valid = (3..=4).contains(&digits.len())
+                    && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+                match u32::from_str_radix(digits, 8) {
+                    Ok(mode) if valid && mode <= 0o7777 => Ok(Mode(mode)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &EXPECTED)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Mode, E> {
+                Err(E::custom(format_args!(
+                    "the mode {v} is a number; write it in quotes, such as \"0{v}\", so it is read as octal"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Mode, E> {
+                Err(E::invalid_type(de::Unexpected::Signed(v), &EXPECTED))
+            }
+        }
+        d.deserialize_any(ModeVisitor)
+    }
+}
+
+/// A duration such as "10s", "5m" or "26h".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HumanDuration(pub Duration);
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "HumanDuration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration such as \"10s\", \"5m\", \"26h\" or \"7days\"."
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| {
+                de::Error::custom(format_args!(
+                    "expected a duration such as \"10s\", \"5m\" or \"26h\", found {text:?} ({e})"
+                ))
+            })
+    }
+}
+
+/// The id of an item: `section:name`, such as `link:pi-settings`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ItemId(pub String);
+
+impl ItemId {
+    pub fn new(kind: &str, name: &str) -> ItemId {
+        ItemId(format!("{kind}:{name}"))
+    }
+}
+
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Manifest {
+    /// The env file of the given name.
+    pub fn env_file(&self, name: &str) -> Option<&EnvFile> {
+        self.env.iter().find(|e| e.name.as_str() == name)
+    }
+
+    /// Every path the manifest gives a backup class, with that class: the declared
+    /// paths and the services' data paths.
+    pub fn classified_paths(&self) -> Vec<(&HostPath, BackupClass, String)> {
+        let mut out: Vec<(&HostPath, BackupClass, String)> = self
+            .paths
+            .iter()
+            .map(|p| (&p.path, p.backup.value, format!("path:{}", p.name)))
+            .collect();
+        for service in &self.services {
+            if let (Some(data), Some(class)) = (&service.data_path, &service.backup) {
+                out.push((data, class.value, format!("service:{}", service.name)));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,182 @@
+//! The only module that prints. Data (a JSON report) goes to stdout; messages and
+//! progress go to stderr. Colour and progress bars only on a terminal, never with
+//! `NO_COLOR` or `TERM=dumb`. Every line passes through secret redaction.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::report::{Report, Status, tilde};
+use crate::secret::redact;
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Only what is not ok, and the recap.
+    Quiet,
+    /// Every item and the recap.
+    #[default]
+    Normal,
+    /// Also the details of items that are ok.
+    Verbose,
+}
+
+fn colour_allowed(is_terminal: bool) -> bool {
+    is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// Paint `text` with an ANSI colour when stdout may be coloured.
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn status_colour(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "32",
+        Status::Changed => "33",
+        Status::WouldChange => "36",
+        Status::Failed | Status::Drift => "31",
+        Status::Skipped => "2",
+    }
+}
+
+/// Renders a report for people: one line per item, diffs indented, a recap.
+pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: bool) -> String {
+    let mut out = String::new();
+    for item in &report.items {
+        if verbosity == Verbosity::Quiet && item.status == Status::Ok {
+            continue;
+        }
+        let status = paint(
+            &format!("{:<12}", item.status.as_str()),
+            status_colour(item.status),
+            colour,
+        );
+        let mut line = format!("{status} {}", item.id);
+        if let Some(path) = &item.path {
+            line.push_str(&format!("  {}", tilde(path, home)));
+        }
+        if item.status != Status::Ok || verbosity == Verbosity::Verbose {
+            if !item.detail.is_empty() {
+                line.push_str(&format!("  ({})", item.detail));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if let Some(diff) = &item.diff {
+            for diff_line in diff.lines() {
+                let code = match diff_line.chars().next() {
+                    Some('+') => "32",
+                    Some('-') => "31",
+                    Some('@') => "36",
+                    _ => "0",
+                };
+                out.push_str(&format!("    {}\n", paint(diff_line, code, colour)));
+            }
+        }
+    }
+    let s = &report.summary;
+    let mut recap = format!(
+        "{}: ok={} changed={} failed={}",
+        report.step, s.ok, s.changed, s.failed
+    );
+    for (name, n) in [
+        ("would_change", s.would_change),
+        ("drift", s.drift),
+        ("skipped", s.skipped),
+    ] {
+        if n > 0 {
+            recap.push_str(&format!(" {name}={n}"));
+        }
+    }
+    out.push_str(&recap);
+    out.push('\n');
+    if let Some(kept) = &report.kept {
+        out.push_str(&format!(
+            "replaced files were kept under {}\n",
+            tilde(kept, home)
+        ));
+    }
+    if s.failed > 0 {
+        let changed: Vec<&str> = report.changed().map(|i| i.id.as_str()).collect();
+        if changed.is_empty() {
+            out.push_str("nothing was changed before the failure\n");
+        } else {
+            out.push_str(&format!(
+                "changed before the failure: {}\n",
+                changed.join(", ")
+            ));
+        }
+        out.push_str(&format!(
+            "fix what failed and run {} again: what is already in place is reported ok\n",
+            report.step
+        ));
+    }
+    redact(&out)
+}
+
+/// Renders a report as one JSON document.
+pub fn render_json(report: &Report) -> String {
+    let json =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    redact(&json)
+}
+
+/// Prints a report: JSON on stdout with `--json`, otherwise the human form on stdout.
+pub fn print_report(report: &Report, home: &Path, json: bool, verbosity: Verbosity) {
+    let text = if json {
+        let mut t = render_json(report);
+        t.push('\n');
+        t
+    } else {
+        render_human(
+            report,
+            home,
+            verbosity,
+            colour_allowed(std::io::stdout().is_terminal()),
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`| head`) is not an error worth a panic.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// A message for the user on stderr.
+pub fn note(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", redact(message));
+}
+
+/// An error on stderr, prefixed with the program's name.
+pub fn error(program: &str, message: &str) {
+    let colour = colour_allowed(std::io::stderr().is_terminal());
+    let label = paint("error", "31;1", colour);
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{program}: {label}: {}",
+        redact(message)
+    );
+}
+
+/// A progress bar on stderr, drawn only on a terminal and never when quiet.
+pub fn progress(len: u64, label: &str, verbosity: Verbosity) -> ProgressBar {
+    let visible = verbosity != Verbosity::Quiet && colour_allowed(std::io::stderr().is_terminal());
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}

@@ -1,0 +1,129 @@
+//! The report every step produces: one item per resource and a summary. Its JSON form
+//! is the stable contract documented in README.md.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// What happened to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Already in the declared state.
+    Ok,
+    /// Was changed and is now in the declared state.
+    Changed,
+    /// Differs; a run without `--check` would change it.
+    WouldChange,
+    /// Could not be observed or applied, or did not converge.
+    Failed,
+    /// Differs from the manifest (the audit's word for it).
+    Drift,
+    /// Not looked at (for instance its tool is not installed yet, under `--check`).
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::WouldChange => "would change",
+            Status::Failed => "failed",
+            Status::Drift => "drift",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One item of a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// The stable id, `section:name`.
+    pub id: String,
+    /// The resource kind: `folder`, `file`, `symlink`, `block`, ...
+    pub kind: String,
+    pub status: Status,
+    /// The file or folder concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// One line saying what is (or was) the matter.
+    pub detail: String,
+    /// A unified diff of what differs, when it can be shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub changed: usize,
+    pub would_change: usize,
+    pub failed: usize,
+    pub drift: usize,
+    pub skipped: usize,
+}
+
+/// The whole report of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The step's name, such as `bootstrap-pi-config`.
+    pub step: String,
+    /// Whether this was an observe-only run.
+    pub check: bool,
+    pub items: Vec<Item>,
+    pub summary: Summary,
+    /// Where files replaced by this run were kept, if any were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<PathBuf>,
+}
+
+impl Report {
+    pub fn new(step: &str, check: bool) -> Report {
+        Report {
+            step: step.to_owned(),
+            check,
+            items: Vec::new(),
+            summary: Summary::default(),
+            kept: None,
+        }
+    }
+
+    pub fn push(&mut self, item: Item) {
+        let s = &mut self.summary;
+        match item.status {
+            Status::Ok => s.ok += 1,
+            Status::Changed => s.changed += 1,
+            Status::WouldChange => s.would_change += 1,
+            Status::Failed => s.failed += 1,
+            Status::Drift => s.drift += 1,
+            Status::Skipped => s.skipped += 1,
+        }
+        self.items.push(item);
+    }
+
+    /// 0 when done or in sync; 1 when something failed, drifted, or would change.
+    pub fn exit_code(&self) -> i32 {
+        let s = &self.summary;
+        if s.failed > 0 || s.drift > 0 || s.would_change > 0 {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The items this run changed, for "what it changed so far" after a failure.
+    pub fn changed(&self) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(|i| i.status == Status::Changed)
+    }
+}
+
+/// Shows `path` with HOME written as `~`, for human output.
+pub fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) if rest.as_os_str().is_empty() => "~".to_owned(),
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
