@@ -306,9 +306,6 @@ pub struct Nginx {
     /// Where enabled sites are linked (omit when sites are included from one folder).
     #[serde(default)]
     pub sites_enabled: Option<HostPath>,
-    /// Whether changing these folders needs root (through sudo when not root).
-    #[serde(default)]
-    pub privileged: bool,
     /// The sites.
     #[serde(default)]
     pub sites: Vec<NginxSite>,
