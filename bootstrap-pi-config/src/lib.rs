@@ -1,1 +1,34 @@
-//! placeholder
+//! Restore step 3: the Pi config links from the repo into place (usually
+//! `~/.pi/agent/...`) and the folders the host needs, with their modes.
+//!
+//! The plan is a list of engine resources; the binary runs them with
+//! `common::cli::run_step`.
+
+use common::engine::{Folder, Resource, Symlink};
+use common::manifest::{ItemId, Manifest};
+
+/// The step's name in reports.
+pub const STEP: &str = "bootstrap-pi-config";
+
+/// The default mode of a declared folder.
+pub const DEFAULT_DIR_MODE: u32 = 0o755;
+
+/// The resources of this step, in order: folders first, so links can land in them.
+pub fn plan(manifest: &Manifest) -> Vec<Box<dyn Resource + '_>> {
+    let mut plan: Vec<Box<dyn Resource>> = Vec::new();
+    for dir in &manifest.dirs {
+        plan.push(Box::new(Folder {
+            id: ItemId::new("dir", dir.name.as_str()),
+            path: dir.path.path().to_path_buf(),
+            mode: dir.mode.map_or(DEFAULT_DIR_MODE, |m| m.0),
+        }));
+    }
+    for link in &manifest.links {
+        plan.push(Box::new(Symlink {
+            id: ItemId::new("link", link.name.as_str()),
+            path: link.target.path().to_path_buf(),
+            to: link.source.path().to_path_buf(),
+        }));
+    }
+    plan
+}

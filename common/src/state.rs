@@ -7,6 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use crate::fsx;
@@ -58,12 +59,12 @@ pub struct StateDir {
 impl StateDir {
     /// The state folder under `home`; nothing is created until something is written.
     pub fn new(home: &Path) -> StateDir {
-        let now = humantime::format_rfc3339_seconds(SystemTime::now())
-            .to_string()
-            .replace(':', "");
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "");
+        let nth = RUNS.fetch_add(1, Ordering::Relaxed);
         StateDir {
             root: home.join(".local/state/pi-bootstrap"),
-            run_id: format!("{now}-{}", std::process::id()),
+            run_id: format!("{now}-{}-{nth}", std::process::id()),
         }
     }
 

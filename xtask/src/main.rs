@@ -1,1 +1,90 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask TASK` (the alias is in `.cargo/config.toml`).
+//!
+//! - `test`: installs what the tests need on a fresh machine, then runs fmt, clippy and
+//!   the whole test suite (the drill included). This is the README's test command and
+//!   what `.ci/run` runs.
+//! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
+//! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
+//!
+//! `main` builds one `xshell::Shell` at the project root and hands it to each task.
+
+mod drill;
+mod host_packages;
+mod sandbox;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use xshell::{Shell, cmd};
+
+#[derive(Debug, Parser)]
+#[command(about = "pi-bootstrap project tasks")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what the tests need (apt), then run fmt, clippy and every test.
+    Test,
+    /// Rehearse a full restore of the example host in a throwaway sandbox.
+    Drill(drill::DrillArgs),
+    /// Inside the sandbox: the part of the drill that runs in the namespaces.
+    #[command(hide = true)]
+    DrillInside(drill::InsideArgs),
+    /// Write docs/manifest.schema.json from the manifest's Rust types.
+    Schema,
+}
+
+type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The path of the committed JSON Schema.
+pub fn schema_path(root: &Path) -> PathBuf {
+    root.join("docs/manifest.schema.json")
+}
+
+/// The JSON Schema as committed: pretty JSON with a final newline.
+pub fn schema_text() -> String {
+    let schema = common::manifest::json_schema();
+    format!("{}\n", serde_json::to_string_pretty(&schema).unwrap_or_default())
+}
+
+fn run_tests(sh: &Shell) -> Result<()> {
+    host_packages::ensure(sh, host_packages::FOR_TESTS)?;
+    cmd!(sh, "cargo fmt --all -- --check").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets --quiet -- -D warnings").run()?;
+    cmd!(sh, "cargo test --workspace --no-fail-fast").run()?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = project_root();
+    sh.change_dir(&root);
+    let result = match args.task {
+        Task::Test => run_tests(&sh),
+        Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
+        Task::DrillInside(inside) => drill::inside(&sh, &inside),
+        Task::Schema => std::fs::write(schema_path(&root), schema_text()).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

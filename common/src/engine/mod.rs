@@ -17,6 +17,7 @@ mod diff;
 mod file;
 mod folder;
 mod symlink;
+mod unavailable;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ pub use diff::unified_diff;
 pub use file::FileContent;
 pub use folder::Folder;
 pub use symlink::Symlink;
+pub use unavailable::Unavailable;
 
 use crate::manifest::ItemId;
 use crate::output::{self, Verbosity};
@@ -183,7 +185,7 @@ pub fn run(step: &str, resources: &[&dyn Resource], ctx: &Ctx, options: &RunOpti
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if ctx.state.kept_root().exists() {
+    if !options.check && ctx.state.kept_root().exists() {
         report.kept = Some(ctx.state.kept_root());
     }
     report
