@@ -46,19 +46,15 @@ impl CommonArgs {
 
     /// Finds and loads the manifest these flags name.
     pub fn load_manifest(&self) -> Result<Manifest, Failure> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| Failure::Usage(format!("cannot read the current folder: {e}")))?;
+        let cwd =
+            std::env::current_dir().map_err(|e| Failure::Usage(format!("cannot read the current folder: {e}")))?;
         let env_value = std::env::var(manifest::MANIFEST_ENV).ok();
         let path = manifest::find_manifest(self.manifest.as_deref(), env_value.as_deref(), &cwd)?;
         Ok(manifest::load(&path)?)
     }
 
     pub fn run_options(&self) -> RunOptions {
-        RunOptions {
-            check: self.check,
-            only: self.only.clone(),
-            verbosity: self.verbosity(),
-        }
+        RunOptions { check: self.check, only: self.only.clone(), verbosity: self.verbosity() }
     }
 }
 
@@ -102,7 +98,14 @@ pub fn finish(program: &str, result: Result<i32, Failure>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(failure) => {
-            output::error(program, &failure.to_string());
+            // `file:line:col:` lines stay at the start of their line, for editors; the
+            // last line says what it all means.
+            let text = failure.to_string();
+            let (located, last) = text.rsplit_once('\n').unwrap_or(("", &text));
+            if !located.is_empty() {
+                output::note(located);
+            }
+            output::error(program, last);
             ExitCode::from(failure.exit_code())
         }
     }
@@ -120,11 +123,7 @@ where
     let ctx = Ctx::new(&home);
     let resources = plan(&manifest);
     let selected = engine::select(&resources, &args.only)?;
-    let _lock = if args.check {
-        None
-    } else {
-        Some(ctx.state.lock()?)
-    };
+    let _lock = if args.check { None } else { Some(ctx.state.lock()?) };
     let report = engine::run(step, &selected, &ctx, &args.run_options());
     Ok(print(&report, &home, args))
 }

@@ -76,39 +76,21 @@ pub enum ExecError {
     NotFound { program: String },
     /// The program could not be started.
     #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    Spawn { command: String, source: std::io::Error },
     /// It ran longer than its timeout and was killed.
     #[error("`{command}` did not finish within {}s and was stopped{}", timeout.as_secs(), show_tail(tail))]
-    TimedOut {
-        command: String,
-        timeout: Duration,
-        tail: String,
-    },
+    TimedOut { command: String, timeout: Duration, tail: String },
     /// It exited with an error.
     #[error("`{command}` failed ({}){}", status_text(*code), show_tail(tail))]
-    Failed {
-        command: String,
-        code: Option<i32>,
-        tail: String,
-    },
+    Failed { command: String, code: Option<i32>, tail: String },
 }
 
 fn show_tail(tail: &str) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!(":\n{}", indent(tail))
-    }
+    if tail.is_empty() { String::new() } else { format!(":\n{}", indent(tail)) }
 }
 
 fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
 fn status_text(code: Option<i32>) -> String {
@@ -122,15 +104,8 @@ fn status_text(code: Option<i32>) -> String {
 pub fn display_argv(argv: &[String]) -> String {
     argv.iter()
         .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
-            if plain {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
+            let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
+            if plain { arg.clone() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -227,11 +202,7 @@ impl Cmd {
         if output.success() {
             Ok(output)
         } else {
-            Err(ExecError::Failed {
-                command: self.to_string(),
-                code: output.code,
-                tail: output.tail(),
-            })
+            Err(ExecError::Failed { command: self.to_string(), code: output.code, tail: output.tail() })
         }
     }
 
@@ -241,18 +212,12 @@ impl Cmd {
         let argv = self.effective_argv();
         let program = &argv[0];
         if which::which(program).is_err() && !Path::new(program).is_file() {
-            return Err(ExecError::NotFound {
-                program: program.clone(),
-            });
+            return Err(ExecError::NotFound { program: program.clone() });
         }
         let mut command = Command::new(program);
         command
             .args(&argv[1..])
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for key in &self.env_remove {
@@ -265,10 +230,7 @@ impl Cmd {
             command.current_dir(dir);
         }
         let started = Instant::now();
-        let mut child = command.spawn().map_err(|source| ExecError::Spawn {
-            command: self.to_string(),
-            source,
-        })?;
+        let mut child = command.spawn().map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
         if let (Some(bytes), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
             std::thread::spawn(move || {
                 use std::io::Write;
@@ -279,10 +241,7 @@ impl Cmd {
         let stderr = read_in_background(child.stderr.take());
         let status = child
             .wait_timeout(self.timeout)
-            .map_err(|source| ExecError::Spawn {
-                command: self.to_string(),
-                source,
-            })?;
+            .map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
         let Some(status) = status else {
             let _ = child.kill();
             let _ = child.wait();
@@ -320,9 +279,7 @@ fn read_in_background<R: Read + Send + 'static>(pipe: Option<R>) -> Option<Pendi
 }
 
 fn collect(pending: Option<Pending>, grace: Duration) -> String {
-    let bytes = pending
-        .and_then(|rx| rx.recv_timeout(grace).ok())
-        .unwrap_or_default();
+    let bytes = pending.and_then(|rx| rx.recv_timeout(grace).ok()).unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -343,9 +300,7 @@ mod tests {
 
     #[test]
     fn captures_output_and_exit_code() -> Result<(), ExecError> {
-        let out = Cmd::new("sh")
-            .args(["-c", "echo out; echo err >&2; exit 3"])
-            .output()?;
+        let out = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]).output()?;
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
@@ -354,15 +309,9 @@ mod tests {
 
     #[test]
     fn a_failure_carries_the_command_and_its_output() {
-        let err = Cmd::new("sh")
-            .args(["-c", "echo broken pipe dream >&2; exit 4"])
-            .run()
-            .err();
+        let err = Cmd::new("sh").args(["-c", "echo broken pipe dream >&2; exit 4"]).run().err();
         let message = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            message.contains("`sh -c 'echo broken pipe dream >&2; exit 4'` failed (exit code 4)"),
-            "{message}"
-        );
+        assert!(message.contains("`sh -c 'echo broken pipe dream >&2; exit 4'` failed (exit code 4)"), "{message}");
         assert!(message.contains("    broken pipe dream"), "{message}");
     }
 
@@ -382,17 +331,13 @@ mod tests {
     #[test]
     fn a_missing_program_is_named() {
         let err = Cmd::new("no-such-program-pi-bootstrap").output().err();
-        assert!(
-            matches!(err, Some(ExecError::NotFound { ref program }) if program == "no-such-program-pi-bootstrap")
-        );
+        assert!(matches!(err, Some(ExecError::NotFound { ref program }) if program == "no-such-program-pi-bootstrap"));
     }
 
     #[test]
     fn secrets_are_redacted_from_output_and_display() -> Result<(), ExecError> {
         let canary = "canary-exec-7f3a9";
-        let cmd = Cmd::new("sh")
-            .args(["-c", "echo \"token=$TOKEN\""])
-            .secret_env("TOKEN", canary);
+        let cmd = Cmd::new("sh").args(["-c", "echo \"token=$TOKEN\""]).secret_env("TOKEN", canary);
         let out = cmd.output()?;
         assert_eq!(out.stdout, "token=<redacted>\n");
         let shown = Cmd::new("echo").arg(canary).to_string();
@@ -402,12 +347,7 @@ mod tests {
 
     #[test]
     fn argv_display_quotes_what_a_shell_would_split() {
-        let argv = [
-            "a".to_owned(),
-            "b c".to_owned(),
-            "it's".to_owned(),
-            String::new(),
-        ];
+        let argv = ["a".to_owned(), "b c".to_owned(), "it's".to_owned(), String::new()];
         assert_eq!(display_argv(&argv), r"a 'b c' 'it'\''s' ''");
     }
 }

@@ -9,23 +9,15 @@ use std::path::Path;
 /// Writes `content` to `path` atomically, with `mode` (or the mode of the file being
 /// replaced, or 0644). Parent folders are created.
 pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
     let mode = match mode {
         Some(mode) => mode,
-        None => fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o644),
+        None => fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pi-bootstrap.")
-        .tempfile_in(parent)?;
+    let mut tmp = tempfile::Builder::new().prefix(".pi-bootstrap.").tempfile_in(parent)?;
     // Set the mode before the content goes in, so a secret is never readable by others.
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(content)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -34,14 +26,10 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Resul
 
 /// Makes `link` a symlink to `to`, atomically replacing a file or link already there.
 pub fn symlink_atomic(to: &Path, link: &Path) -> io::Result<()> {
-    let parent = link
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = link.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".pi-bootstrap.")
-        .make_in(parent, |p| std::os::unix::fs::symlink(to, p))?;
+    let tmp =
+        tempfile::Builder::new().prefix(".pi-bootstrap.").make_in(parent, |p| std::os::unix::fs::symlink(to, p))?;
     tmp.persist(link).map_err(|e| e.error)?;
     Ok(())
 }
@@ -72,11 +60,7 @@ mod tests {
         assert_eq!(mode_of(&path)?, Some(0o600));
         write_atomic(&path, b"two", None)?;
         assert_eq!(fs::read_to_string(&path)?, "two");
-        assert_eq!(
-            mode_of(&path)?,
-            Some(0o600),
-            "the replaced file's mode is kept"
-        );
+        assert_eq!(mode_of(&path)?, Some(0o600), "the replaced file's mode is kept");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap_or(dir.path()))?.collect();
         assert_eq!(leftovers.len(), 1, "no temp file is left behind");
         Ok(())

@@ -31,11 +31,7 @@ fn colour_allowed(is_terminal: bool) -> bool {
 
 /// Paint `text` with an ANSI colour when stdout may be coloured.
 fn paint(text: &str, code: &str, colour: bool) -> String {
-    if colour {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_owned()
-    }
+    if colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
 }
 
 fn status_colour(status: Status) -> &'static str {
@@ -55,11 +51,7 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
         if verbosity == Verbosity::Quiet && item.status == Status::Ok {
             continue;
         }
-        let status = paint(
-            &format!("{:<12}", item.status.as_str()),
-            status_colour(item.status),
-            colour,
-        );
+        let status = paint(&format!("{:<12}", item.status.as_str()), status_colour(item.status), colour);
         let mut line = format!("{status} {}", item.id);
         if let Some(path) = &item.path {
             line.push_str(&format!("  {}", tilde(path, home)));
@@ -84,15 +76,8 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
         }
     }
     let s = &report.summary;
-    let mut recap = format!(
-        "{}: ok={} changed={} failed={}",
-        report.step, s.ok, s.changed, s.failed
-    );
-    for (name, n) in [
-        ("would_change", s.would_change),
-        ("drift", s.drift),
-        ("skipped", s.skipped),
-    ] {
+    let mut recap = format!("{}: ok={} changed={} failed={}", report.step, s.ok, s.changed, s.failed);
+    for (name, n) in [("would_change", s.would_change), ("drift", s.drift), ("skipped", s.skipped)] {
         if n > 0 {
             recap.push_str(&format!(" {name}={n}"));
         }
@@ -100,20 +85,14 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
     out.push_str(&recap);
     out.push('\n');
     if let Some(kept) = &report.kept {
-        out.push_str(&format!(
-            "replaced files were kept under {}\n",
-            tilde(kept, home)
-        ));
+        out.push_str(&format!("replaced files were kept under {}\n", tilde(kept, home)));
     }
     if s.failed > 0 {
         let changed: Vec<&str> = report.changed().map(|i| i.id.as_str()).collect();
         if changed.is_empty() {
             out.push_str("nothing was changed before the failure\n");
         } else {
-            out.push_str(&format!(
-                "changed before the failure: {}\n",
-                changed.join(", ")
-            ));
+            out.push_str(&format!("changed before the failure: {}\n", changed.join(", ")));
         }
         out.push_str(&format!(
             "fix what failed and run {} again: what is already in place is reported ok\n",
@@ -125,8 +104,7 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
 
 /// Renders a report as one JSON document.
 pub fn render_json(report: &Report) -> String {
-    let json =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let json = serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     redact(&json)
 }
 
@@ -137,12 +115,7 @@ pub fn print_report(report: &Report, home: &Path, json: bool, verbosity: Verbosi
         t.push('\n');
         t
     } else {
-        render_human(
-            report,
-            home,
-            verbosity,
-            colour_allowed(std::io::stdout().is_terminal()),
-        )
+        render_human(report, home, verbosity, colour_allowed(std::io::stdout().is_terminal()))
     };
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`| head`) is not an error worth a panic.
@@ -159,11 +132,7 @@ pub fn note(message: &str) {
 pub fn error(program: &str, message: &str) {
     let colour = colour_allowed(std::io::stderr().is_terminal());
     let label = paint("error", "31;1", colour);
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "{program}: {label}: {}",
-        redact(message)
-    );
+    let _ = writeln!(std::io::stderr().lock(), "{program}: {label}: {}", redact(message));
 }
 
 /// A progress bar on stderr, drawn only on a terminal and never when quiet.

@@ -81,13 +81,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(step: &str, check: bool) -> Report {
-        Report {
-            step: step.to_owned(),
-            check,
-            items: Vec::new(),
-            summary: Summary::default(),
-            kept: None,
-        }
+        Report { step: step.to_owned(), check, items: Vec::new(), summary: Summary::default(), kept: None }
     }
 
     pub fn push(&mut self, item: Item) {
@@ -106,11 +100,7 @@ impl Report {
     /// 0 when done or in sync; 1 when something failed, drifted, or would change.
     pub fn exit_code(&self) -> i32 {
         let s = &self.summary;
-        if s.failed > 0 || s.drift > 0 || s.would_change > 0 {
-            1
-        } else {
-            0
-        }
+        if s.failed > 0 || s.drift > 0 || s.would_change > 0 { 1 } else { 0 }
     }
 
     /// The items this run changed, for "what it changed so far" after a failure.

@@ -46,9 +46,6 @@ mod tests {
         register("canary-secret-b1");
         register("canary-secret-b1-longer");
         register("abc");
-        assert_eq!(
-            redact("x canary-secret-b1-longer y canary-secret-b1 abc"),
-            "x <redacted> y <redacted> abc"
-        );
+        assert_eq!(redact("x canary-secret-b1-longer y canary-secret-b1 abc"), "x <redacted> y <redacted> abc");
     }
 }

@@ -23,30 +23,19 @@ pub enum StateError {
     Locked { lock: PathBuf, holder: String },
     /// A file of the state folder could not be read or written.
     #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: io::Error },
     /// HOME is not set.
     #[error("HOME is not set: pi-bootstrap keeps its state under $HOME/.local/state/pi-bootstrap")]
     NoHome,
 }
 
 fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StateError + 'p {
-    move |source| StateError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StateError::Io { action, path: path.to_path_buf(), source }
 }
 
 /// The HOME of this run, from the environment.
 pub fn home_from_env() -> Result<PathBuf, StateError> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .ok_or(StateError::NoHome)
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).ok_or(StateError::NoHome)
 }
 
 /// The state folder of one HOME.
@@ -62,10 +51,7 @@ impl StateDir {
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "");
         let nth = RUNS.fetch_add(1, Ordering::Relaxed);
-        StateDir {
-            root: home.join(".local/state/pi-bootstrap"),
-            run_id: format!("{now}-{}-{nth}", std::process::id()),
-        }
+        StateDir { root: home.join(".local/state/pi-bootstrap"), run_id: format!("{now}-{}-{nth}", std::process::id()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -93,8 +79,7 @@ impl StateDir {
         let meta = fs::symlink_metadata(path).map_err(io_err("cannot read", path))?;
         if meta.file_type().is_symlink() {
             let to = fs::read_link(path).map_err(io_err("cannot read the link", path))?;
-            std::os::unix::fs::symlink(to, &dest)
-                .map_err(io_err("cannot keep a copy at", &dest))?;
+            std::os::unix::fs::symlink(to, &dest).map_err(io_err("cannot keep a copy at", &dest))?;
         } else if meta.is_dir() {
             fs::rename(path, &dest).map_err(io_err("cannot move aside", path))?;
         } else {
@@ -146,23 +131,13 @@ impl StateDir {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                let holder = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({holder})")
-                };
+                let holder = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
                 return Err(StateError::Locked { lock: path, holder });
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err("cannot lock", &path)(e)),
         }
-        let who = format!(
-            "pid {}, {}",
-            std::process::id(),
-            std::env::args().next().unwrap_or_default()
-        );
-        file.set_len(0)
-            .and_then(|()| file.write_all(who.as_bytes()))
-            .map_err(io_err("cannot write", &path))?;
+        let who = format!("pid {}, {}", std::process::id(), std::env::args().next().unwrap_or_default());
+        file.set_len(0).and_then(|()| file.write_all(who.as_bytes())).map_err(io_err("cannot write", &path))?;
         Ok(RunLock { _file: file })
     }
 }
@@ -184,14 +159,8 @@ mod tests {
         let first = state.lock()?;
         let second = state.lock();
         let message = second.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            message.contains("another pi-bootstrap run holds the lock"),
-            "{message}"
-        );
-        assert!(
-            message.contains(&format!("pid {}", std::process::id())),
-            "{message}"
-        );
+        assert!(message.contains("another pi-bootstrap run holds the lock"), "{message}");
+        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
         drop(first);
         state.lock()?;
         Ok(())

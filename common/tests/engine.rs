@@ -6,7 +6,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::engine::{self, Ctx, Difference, EngineError, FileContent, Folder, ManagedBlock, Observed, Resource, RunOptions, Symlink};
+use common::engine::{
+    self, Ctx, Difference, EngineError, FileContent, Folder, ManagedBlock, Observed, Resource, RunOptions, Symlink,
+};
 use common::manifest::ItemId;
 use common::output::{Verbosity, render_human, render_json};
 use common::report::{Report, Status};
@@ -103,8 +105,8 @@ fn first_run_changes_second_run_is_all_ok() -> TestResult {
     fs::write(host.path(".bashrc"), "# my own rc\nalias ll='ls -l'\n")?;
     let first = host.run(false);
     insta::assert_snapshot!(human(&first, host.home.path()), @r#"
-    changed      dir:agent  ~/.pi/agent  (missing, will be created with mode 0700)
-    changed      link:settings  ~/.pi/agent/settings.json  (missing, will link -> [HOME]/repo/pi/settings.json)
+    changed      dir:agent  ~/.pi/agent  (missing (mode 0700))
+    changed      link:settings  ~/.pi/agent/settings.json  (missing (-> [HOME]/repo/pi/settings.json))
     changed      file:notes  ~/notes.txt  (missing)
         --- [HOME]/notes.txt (now)
         +++ [HOME]/notes.txt (declared)
@@ -151,7 +153,7 @@ fn check_shows_the_diff_and_changes_nothing() -> TestResult {
     assert_eq!(report.exit_code(), 1, "--check exits 1 when something would change");
     insta::assert_snapshot!(human(&report, host.home.path()), @r"
     would change dir:agent  ~/.pi/agent  (mode 0755, want 0700)
-    would change link:settings  ~/.pi/agent/settings.json  (missing, will link -> [HOME]/repo/pi/settings.json)
+    would change link:settings  ~/.pi/agent/settings.json  (missing (-> [HOME]/repo/pi/settings.json))
     would change file:notes  ~/notes.txt  (content differs)
         --- [HOME]/notes.txt (now)
         +++ [HOME]/notes.txt (declared)
@@ -225,7 +227,8 @@ fn broken_block_markers_fail_and_leave_the_file_alone() -> TestResult {
     let rc = home.path().join(".bashrc");
     let text = "# >>> pi-bootstrap: path >>>\nhalf a block\n";
     fs::write(&rc, text)?;
-    let block = ManagedBlock { id: ItemId::new("shell", "path"), file: rc.clone(), name: "path".into(), content: "x\n".into() };
+    let block =
+        ManagedBlock { id: ItemId::new("shell", "path"), file: rc.clone(), name: "path".into(), content: "x\n".into() };
     let item = engine::run_one(&block, &Ctx::new(home.path()), false);
     assert_eq!(item.status, Status::Failed);
     assert!(item.detail.contains("markers of block \"path\""), "{}", item.detail);
@@ -239,7 +242,12 @@ fn a_block_in_a_symlinked_rc_file_is_written_where_the_file_lives() -> TestResul
     fs::create_dir_all(home.path().join("dotfiles"))?;
     fs::write(home.path().join("dotfiles/bashrc"), "# dotfiles\n")?;
     std::os::unix::fs::symlink(home.path().join("dotfiles/bashrc"), home.path().join(".bashrc"))?;
-    let block = ManagedBlock { id: ItemId::new("shell", "b"), file: home.path().join(".bashrc"), name: "b".into(), content: "y\n".into() };
+    let block = ManagedBlock {
+        id: ItemId::new("shell", "b"),
+        file: home.path().join(".bashrc"),
+        name: "b".into(),
+        content: "y\n".into(),
+    };
     let item = engine::run_one(&block, &Ctx::new(home.path()), false);
     assert_eq!(item.status, Status::Changed, "{}", item.detail);
     assert!(fs::symlink_metadata(home.path().join(".bashrc"))?.file_type().is_symlink(), "the link stays a link");

@@ -103,7 +103,10 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     if !status {
         return Err("the drill failed (see above)".into());
     }
-    println!("drill: ok; nothing of the sandbox is left running{}", if args.keep { "" } else { ", its folder is removed" });
+    println!(
+        "drill: ok; nothing of the sandbox is left running{}",
+        if args.keep { "" } else { ", its folder is removed" }
+    );
     Ok(())
 }
 
@@ -124,7 +127,8 @@ fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
     std::fs::create_dir_all(origin)?;
     cmd!(sh, "cp -a {fixture}/. {origin}").run()?;
     let _dir = sh.push_dir(origin);
-    let git = ["-c", "user.name=pi-bootstrap drill", "-c", "user.email=drill@localhost", "-c", "init.defaultBranch=main"];
+    let git =
+        ["-c", "user.name=pi-bootstrap drill", "-c", "user.email=drill@localhost", "-c", "init.defaultBranch=main"];
     cmd!(sh, "git {git...} init --quiet").run()?;
     cmd!(sh, "git {git...} add --all").run()?;
     cmd!(sh, "git {git...} commit --quiet -m 'pi-config fixture'").run()?;
@@ -201,11 +205,7 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     for (name, took) in &times {
         println!("   {name:<22} {}", secs(*took));
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("drill failed: {}", failed.join(", ")).into())
-    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("drill failed: {}", failed.join(", ")).into()) }
 }
 
 fn secs(d: Duration) -> String {

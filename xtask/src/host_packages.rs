@@ -53,7 +53,11 @@ pub fn ensure(sh: &Shell, needed: &[Needed]) -> Result<(), xshell::Error> {
     // `env` first, so that `sudo env ...` and `env ...` read alike.
     let (program, env): (&str, &[&str]) = if is_root(sh) { ("env", &[]) } else { ("sudo", &["env"]) };
     cmd!(sh, "{program} {env...} apt-get update -qq").run()?;
-    cmd!(sh, "{program} {env...} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {missing...}").run()
+    cmd!(
+        sh,
+        "{program} {env...} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {missing...}"
+    )
+    .run()
 }
 
 fn is_root(sh: &Shell) -> bool {

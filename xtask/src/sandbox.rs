@@ -45,10 +45,19 @@ impl Sandbox {
 
     /// The argv that runs `inner` inside fresh namespaces.
     pub fn enter(inner: &[String]) -> Vec<String> {
-        let mut argv: Vec<String> =
-            ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private"]
-                .map(String::from)
-                .to_vec();
+        let mut argv: Vec<String> = [
+            "unshare",
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "--propagation",
+            "private",
+        ]
+        .map(String::from)
+        .to_vec();
         if !is_root() {
             // Without root, a user namespace maps us to root inside it.
             argv.insert(1, "--map-root-user".into());
@@ -56,7 +65,14 @@ impl Sandbox {
         }
         // Nothing of the caller's session may leak in: no bus, no XDG folders of its own.
         argv.push("env".into());
-        for var in ["DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR"] {
+        for var in [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "XDG_CONFIG_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_RUNTIME_DIR",
+        ] {
             argv.push("-u".into());
             argv.push(var.into());
         }
@@ -92,13 +108,16 @@ impl Sandbox {
         let manager = UserManager { child };
         let started = Instant::now();
         loop {
-            let state = cmd!(sh, "systemctl --user is-system-running").ignore_status().quiet().read().unwrap_or_default();
+            let state =
+                cmd!(sh, "systemctl --user is-system-running").ignore_status().quiet().read().unwrap_or_default();
             if state == "running" || state == "degraded" {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
                 let log = std::fs::read_to_string(self.systemd_log()).unwrap_or_default();
-                return Err(format!("the sandbox's systemd --user did not start within 30s (state {state:?}):\n{log}").into());
+                return Err(
+                    format!("the sandbox's systemd --user did not start within 30s (state {state:?}):\n{log}").into()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

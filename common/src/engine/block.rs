@@ -35,9 +35,8 @@ impl ManagedBlock {
 
     fn read(&self) -> Result<String, EngineError> {
         match fs::read(self.real_file()) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
-                EngineError::Refused(format!("{} is not UTF-8 text", self.file.display()))
-            }),
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| EngineError::Refused(format!("{} is not UTF-8 text", self.file.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
             Err(e) => Err(EngineError::io("read", &self.file)(e)),
         }
@@ -103,15 +102,13 @@ impl Resource for ManagedBlock {
         if desired == now {
             return Ok(Observed::InSync);
         }
-        let summary = if now.contains(&begin_marker(&self.name)) {
-            "block differs"
-        } else {
-            "block missing"
-        };
+        let summary = if now.contains(&begin_marker(&self.name)) { "block differs" } else { "block missing" };
         let label = self.file.display().to_string();
-        Ok(Observed::Differs(Difference::new(summary).with_diff(
-            unified_diff(&label, now.as_bytes(), desired.as_bytes()),
-        )))
+        Ok(Observed::Differs(Difference::new(summary).with_diff(unified_diff(
+            &label,
+            now.as_bytes(),
+            desired.as_bytes(),
+        ))))
     }
 
     fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
@@ -142,10 +139,7 @@ mod tests {
     fn appends_replaces_and_keeps_the_rest() -> Result<(), EngineError> {
         let b = block("alias x=y\n");
         let first = b.desired("export A=1")?;
-        assert_eq!(
-            first,
-            "export A=1\n\n# >>> pi-bootstrap: b >>>\nalias x=y\n# <<< pi-bootstrap: b <<<\n"
-        );
+        assert_eq!(first, "export A=1\n\n# >>> pi-bootstrap: b >>>\nalias x=y\n# <<< pi-bootstrap: b <<<\n");
         assert_eq!(b.desired(&first)?, first, "in sync once written");
         let edited = first.replace("alias x=y", "alias x=z") + "tail\n";
         let again = b.desired(&edited)?;

@@ -32,9 +32,7 @@ impl FileContent {
             Ok(meta) if !meta.is_file() => Ok(Found::NotAFile),
             Ok(_) => {
                 let content = fs::read(&self.path).map_err(EngineError::io("read", &self.path))?;
-                let mode = fsx::mode_of(&self.path)
-                    .map_err(EngineError::io("read", &self.path))?
-                    .unwrap_or(0);
+                let mode = fsx::mode_of(&self.path).map_err(EngineError::io("read", &self.path))?.unwrap_or(0);
                 Ok(Found::File { content, mode })
             }
         }
@@ -55,11 +53,7 @@ impl Resource for FileContent {
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
         let label = self.path.display().to_string();
         let diff = |old: &[u8]| {
-            if self.secret {
-                None
-            } else {
-                unified_diff(&label, old, &self.content)
-            }
+            if self.secret { None } else { unified_diff(&label, old, &self.content) }
         };
         Ok(match self.found()? {
             Found::Missing => Observed::Differs(Difference::new("missing").with_diff(diff(b""))),
@@ -81,11 +75,7 @@ impl Resource for FileContent {
                 if what.is_empty() {
                     Observed::InSync
                 } else {
-                    let shown = if content != self.content {
-                        diff(&content)
-                    } else {
-                        None
-                    };
+                    let shown = if content != self.content { diff(&content) } else { None };
                     Observed::Differs(Difference::new(what.join(", ")).with_diff(shown))
                 }
             }
@@ -95,8 +85,7 @@ impl Resource for FileContent {
     fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
         match self.found()? {
             Found::File { content, .. } if content == self.content => {
-                return fsx::set_mode(&self.path, self.mode)
-                    .map_err(EngineError::io("set the mode of", &self.path));
+                return fsx::set_mode(&self.path, self.mode).map_err(EngineError::io("set the mode of", &self.path));
             }
             Found::File { .. } => {
                 ctx.state.keep(&self.path)?;
@@ -111,7 +100,6 @@ impl Resource for FileContent {
             }
             Found::Missing => {}
         }
-        fsx::write_atomic(&self.path, &self.content, Some(self.mode))
-            .map_err(EngineError::io("write", &self.path))
+        fsx::write_atomic(&self.path, &self.content, Some(self.mode)).map_err(EngineError::io("write", &self.path))
     }
 }

@@ -29,23 +29,15 @@ impl Resource for Folder {
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
         match fs::symlink_metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Observed::Differs(Difference::new(format!(
-                    "missing, will be created with mode {:04o}",
-                    self.mode
-                ))))
+                Ok(Observed::Differs(Difference::new(format!("missing (mode {:04o})", self.mode))))
             }
             Err(e) => Err(EngineError::io("read", &self.path)(e)),
             Ok(meta) if meta.is_dir() => {
-                let mode = fsx::mode_of(&self.path)
-                    .map_err(EngineError::io("read", &self.path))?
-                    .unwrap_or(0);
+                let mode = fsx::mode_of(&self.path).map_err(EngineError::io("read", &self.path))?.unwrap_or(0);
                 if mode == self.mode {
                     Ok(Observed::InSync)
                 } else {
-                    Ok(Observed::Differs(Difference::new(format!(
-                        "mode {mode:04o}, want {:04o}",
-                        self.mode
-                    ))))
+                    Ok(Observed::Differs(Difference::new(format!("mode {mode:04o}, want {:04o}", self.mode))))
                 }
             }
             Ok(_) => Ok(Observed::Differs(Difference::new(

@@ -53,10 +53,7 @@ pub struct Difference {
 
 impl Difference {
     pub fn new(summary: impl Into<String>) -> Difference {
-        Difference {
-            summary: summary.into(),
-            diff: None,
-        }
+        Difference { summary: summary.into(), diff: None }
     }
     pub fn with_diff(mut self, diff: Option<String>) -> Difference {
         self.diff = diff;
@@ -70,11 +67,7 @@ impl Difference {
 pub enum EngineError {
     /// A file operation failed.
     #[error("cannot {action} {}: {source}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
     /// The host is in a state the resource will not touch by itself.
     #[error("{0}")]
     Refused(String),
@@ -87,15 +80,8 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    pub fn io<'p>(
-        action: &'static str,
-        path: &'p Path,
-    ) -> impl FnOnce(std::io::Error) -> EngineError + 'p {
-        move |source| EngineError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+    pub fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> EngineError + 'p {
+        move |source| EngineError::Io { action, path: path.to_path_buf(), source }
     }
 }
 
@@ -108,10 +94,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(home: &Path) -> Ctx {
-        Ctx {
-            home: home.to_path_buf(),
-            state: StateDir::new(home),
-        }
+        Ctx { home: home.to_path_buf(), state: StateDir::new(home) }
     }
 }
 
@@ -157,22 +140,11 @@ pub fn select<'a>(
 ) -> Result<Vec<&'a dyn Resource>, UnknownItem> {
     for id in only {
         if !resources.iter().any(|r| r.id().0 == *id) {
-            let known = resources
-                .iter()
-                .map(|r| r.id().0.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(UnknownItem {
-                id: id.clone(),
-                known,
-            });
+            let known = resources.iter().map(|r| r.id().0.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(UnknownItem { id: id.clone(), known });
         }
     }
-    Ok(resources
-        .iter()
-        .filter(|r| only.is_empty() || only.contains(&r.id().0))
-        .map(|r| r.as_ref())
-        .collect())
+    Ok(resources.iter().filter(|r| only.is_empty() || only.contains(&r.id().0)).map(|r| r.as_ref()).collect())
 }
 
 /// Observes, and applies where needed, every resource in order, recording one item each.
@@ -210,23 +182,13 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
         return item(Status::WouldChange, difference.summary, difference.diff);
     }
     if let Err(e) = resource.apply(ctx) {
-        return item(
-            Status::Failed,
-            format!("{}: {e}", difference.summary),
-            difference.diff,
-        );
+        return item(Status::Failed, format!("{}: {e}", difference.summary), difference.diff);
     }
     match resource.observe(ctx) {
         Ok(Observed::InSync) => item(Status::Changed, difference.summary, difference.diff),
-        Ok(Observed::Differs(after)) => item(
-            Status::Failed,
-            format!("did not converge: still {} after applying", after.summary),
-            after.diff,
-        ),
-        Err(e) => item(
-            Status::Failed,
-            format!("cannot observe after applying: {e}"),
-            None,
-        ),
+        Ok(Observed::Differs(after)) => {
+            item(Status::Failed, format!("did not converge: still {} after applying", after.summary), after.diff)
+        }
+        Err(e) => item(Status::Failed, format!("cannot observe after applying: {e}"), None),
     }
 }

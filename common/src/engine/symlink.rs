@@ -30,29 +30,20 @@ impl Resource for Symlink {
         let want = format!("-> {}", self.to.display());
         let differs = |what: String| Ok(Observed::Differs(Difference::new(what)));
         match fs::symlink_metadata(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                differs(format!("missing, will link {want}"))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => differs(format!("missing ({want})")),
             Err(e) => Err(EngineError::io("read", &self.path)(e)),
             Ok(meta) if meta.file_type().is_symlink() => {
-                let now = fs::read_link(&self.path)
-                    .map_err(EngineError::io("read the link", &self.path))?;
+                let now = fs::read_link(&self.path).map_err(EngineError::io("read the link", &self.path))?;
                 if now == self.to {
                     Ok(Observed::InSync)
                 } else {
-                    differs(format!(
-                        "links to {}, want {}",
-                        now.display(),
-                        self.to.display()
-                    ))
+                    differs(format!("links to {}, want {}", now.display(), self.to.display()))
                 }
             }
-            Ok(meta) if meta.is_dir() => differs(format!(
-                "a folder is in the way (it will be moved aside), want {want}"
-            )),
-            Ok(_) => differs(format!(
-                "a file is in the way (it will be kept), want {want}"
-            )),
+            Ok(meta) if meta.is_dir() => {
+                differs(format!("a folder is in the way (it will be moved aside), want {want}"))
+            }
+            Ok(_) => differs(format!("a file is in the way (it will be kept), want {want}")),
         }
     }
 
@@ -62,7 +53,6 @@ impl Resource for Symlink {
             // replaced atomically below.
             ctx.state.keep(&self.path)?;
         }
-        fsx::symlink_atomic(&self.to, &self.path)
-            .map_err(EngineError::io("create the link", &self.path))
+        fsx::symlink_atomic(&self.to, &self.path).map_err(EngineError::io("create the link", &self.path))
     }
 }

@@ -1,0 +1,61 @@
+//! Tidiness checks on the whole workspace: every Rust file says what it is for, no test
+//! is ignored, the committed JSON Schema matches the manifest's types.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') && name != "node_modules" {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_opens_with_a_doc_comment() {
+    let mut files = Vec::new();
+    rust_files(&root(), &mut files);
+    assert!(files.len() > 20, "found only {} Rust files", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            !text.trim_start().starts_with("//!")
+        })
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(missing.is_empty(), "these files need a `//!` line saying what they are for:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn no_test_is_ignored() {
+    let mut files = Vec::new();
+    rust_files(&root(), &mut files);
+    let marker = ["#[", "ignore"].concat();
+    let ignored: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap_or_default().contains(&marker))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(ignored.is_empty(), "ignored tests hide failures; fix or delete them:\n{}", ignored.join("\n"));
+}
+
+#[test]
+fn the_committed_json_schema_matches_the_manifest_types() -> Result<(), Box<dyn std::error::Error>> {
+    let committed = std::fs::read_to_string(root().join("docs/manifest.schema.json")).unwrap_or_default();
+    let schema = common::manifest::json_schema();
+    let generated = format!("{}\n", serde_json::to_string_pretty(&schema)?);
+    assert!(committed == generated, "docs/manifest.schema.json is stale: run `cargo xtask schema` and commit it");
+    Ok(())
+}
