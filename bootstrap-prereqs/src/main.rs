@@ -1,11 +1,12 @@
-//! `bootstrap-prereqs`: Installs and version-checks the tools the host needs.
+//! `bootstrap-prereqs`: installs and version-checks the tools the host needs.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{self, CommonArgs, Failure};
+use common::state;
 
-/// Installs and version-checks the tools the host needs.
+/// Installs and version-checks the tools the host needs (apt, npm, pipx, cargo, scripts).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -14,8 +15,12 @@ struct Args {
 }
 
 fn run(args: &Args) -> Result<i32, Failure> {
-    args.common.load_manifest()?;
-    Err(Failure::Run(bootstrap_prereqs::NOT_BUILT.to_owned()))
+    let manifest = args.common.load_manifest()?;
+    let home = state::home_from_env()?;
+    let prereqs = bootstrap_prereqs::select(&manifest, &args.common.only)?;
+    let _lock = if args.common.check { None } else { Some(state::StateDir::new(&home).lock()?) };
+    let report = bootstrap_prereqs::run(&prereqs, args.common.check, args.common.verbosity());
+    Ok(cli::print(&report, &home, &args.common))
 }
 
 fn main() -> ExitCode {

@@ -123,6 +123,21 @@ pub fn print_report(report: &Report, home: &Path, json: bool, verbosity: Verbosi
     let _ = stdout.flush();
 }
 
+/// A spinner on stderr for a long command, drawn only on a terminal and never when quiet.
+pub fn spinner(message: &str, verbosity: Verbosity) -> ProgressBar {
+    let visible = verbosity != Verbosity::Quiet && colour_allowed(std::io::stderr().is_terminal());
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(redact(message));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
 /// A message for the user on stderr.
 pub fn note(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", redact(message));

@@ -77,11 +77,20 @@ pub struct Report {
     /// Where files replaced by this run were kept, if any were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kept: Option<PathBuf>,
+    /// The commands this run ran to change the host (installs, restarts), in order.
+    pub commands: Vec<String>,
 }
 
 impl Report {
     pub fn new(step: &str, check: bool) -> Report {
-        Report { step: step.to_owned(), check, items: Vec::new(), summary: Summary::default(), kept: None }
+        Report {
+            step: step.to_owned(),
+            check,
+            items: Vec::new(),
+            summary: Summary::default(),
+            kept: None,
+            commands: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, item: Item) {
