@@ -1,11 +1,19 @@
-//! Restore step 3: the Pi config links from the repo into place (usually
-//! `~/.pi/agent/...`) and the folders the host needs, with their modes.
+//! Restore step 3: the pi-config repo (cloned when missing, never forced), its
+//! dependency installs (when the lockfile changed or the installed tree is missing),
+//! the folders the host needs with their modes, and the Pi config links from the repo
+//! into place (usually `~/.pi/agent/...`).
 //!
 //! The plan is a list of engine resources; the binary runs them with
 //! `common::cli::run_step`.
 
+mod deps;
+mod repo;
+
 use common::engine::{Folder, Resource, Symlink};
 use common::manifest::{ItemId, Manifest};
+
+pub use deps::DepInstall;
+pub use repo::GitRepo;
 
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-pi-config";
@@ -13,9 +21,13 @@ pub const STEP: &str = "bootstrap-pi-config";
 /// The default mode of a declared folder.
 pub const DEFAULT_DIR_MODE: u32 = 0o755;
 
-/// The resources of this step, in order: folders first, so links can land in them.
+/// The resources of this step, in order: the repo, its dependencies, folders, then
+/// links (so they land in the folders).
 pub fn plan(manifest: &Manifest) -> Vec<Box<dyn Resource + '_>> {
-    let mut plan: Vec<Box<dyn Resource>> = Vec::new();
+    let mut plan: Vec<Box<dyn Resource>> = vec![Box::new(GitRepo::from_manifest(&manifest.repo))];
+    for dep in &manifest.repo.deps {
+        plan.push(Box::new(DepInstall::from_manifest(dep, manifest.repo.path.path())));
+    }
     for dir in &manifest.dirs {
         plan.push(Box::new(Folder {
             id: ItemId::new("dir", dir.name.as_str()),

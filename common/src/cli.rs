@@ -27,7 +27,7 @@ pub struct CommonArgs {
     /// Only this item (an id such as link:pi-settings); repeatable.
     #[arg(long, value_name = "ID", global = true)]
     pub only: Vec<String>,
-    /// Show details of items that are ok too.
+    /// Also list the commands the run ran.
     #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
     /// Show only what is not ok, and the recap.

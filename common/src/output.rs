@@ -19,7 +19,7 @@ pub enum Verbosity {
     /// Every item and the recap.
     #[default]
     Normal,
-    /// Also the details of items that are ok.
+    /// Also the commands the run ran.
     Verbose,
 }
 
@@ -56,10 +56,8 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
         if let Some(path) = &item.path {
             line.push_str(&format!("  {}", tilde(path, home)));
         }
-        if item.status != Status::Ok || verbosity == Verbosity::Verbose {
-            if !item.detail.is_empty() {
-                line.push_str(&format!("  ({})", item.detail));
-            }
+        if !item.detail.is_empty() {
+            line.push_str(&format!("  ({})", item.detail));
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -84,6 +82,11 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
     }
     out.push_str(&recap);
     out.push('\n');
+    if verbosity == Verbosity::Verbose {
+        for command in &report.commands {
+            out.push_str(&format!("ran: {command}\n"));
+        }
+    }
     if let Some(kept) = &report.kept {
         out.push_str(&format!("replaced files were kept under {}\n", tilde(kept, home)));
     }

@@ -71,6 +71,10 @@ impl Host {
         fs::write(repo.join("pi/settings.json"), "{}\n")?;
         fs::write(repo.join("AGENTS.md"), "# Agents\n")?;
         fs::write(repo.join("shell/pitmux.sh"), "pitmux() { tmux new -A -s pi; }\n")?;
+        git(&repo, &["init", "--quiet", "--initial-branch=main"])?;
+        git(&repo, &["remote", "add", "origin", "https://example.invalid/pi-config.git"])?;
+        git(&repo, &["add", "--all"])?;
+        git(&repo, &["commit", "--quiet", "-m", "fixture"])?;
         fs::write(dir.path().join("pi-bootstrap.yaml"), MANIFEST)?;
         Ok(Host { dir })
     }
@@ -106,6 +110,16 @@ impl Host {
     fn redact(&self, text: &[u8]) -> String {
         String::from_utf8_lossy(text).replace(&self.dir.path().display().to_string(), "[TMP]")
     }
+}
+
+/// Runs git in `dir` with a fixed identity.
+fn git(dir: &Path, args: &[&str]) -> Result<(), std::io::Error> {
+    let status = Command::new("git")
+        .args(["-c", "user.name=test", "-c", "user.email=test@localhost"])
+        .args(args)
+        .current_dir(dir)
+        .status()?;
+    if status.success() { Ok(()) } else { Err(std::io::Error::other(format!("git {args:?} failed"))) }
 }
 
 fn json(out: &Output) -> Result<serde_json::Value, serde_json::Error> {
@@ -156,7 +170,7 @@ fn a_bad_command_line_is_exit_2() -> TestResult {
     let stderr = host.redact(&out.stderr);
     assert!(
         stderr.contains(
-            "--only link:nope: no such item in this step (its items: dir:pi-agent, link:pi-settings, link:pi-agents-md)"
+            "--only link:nope: no such item in this step (its items: repo:pi-config, dir:pi-agent, link:pi-settings, link:pi-agents-md)"
         ),
         "{stderr}"
     );
@@ -200,7 +214,7 @@ fn a_step_converges_then_reports_zero_changes() -> TestResult {
     assert_eq!(second.status.code(), Some(0));
     let report = json(&second)?;
     assert_eq!(report["summary"]["changed"], 0);
-    assert_eq!(report["summary"]["ok"], 3);
+    assert_eq!(report["summary"]["ok"], 4);
     let services = host.run("bootstrap-services", &["--json"]);
     assert_eq!(json(&services)?["summary"]["changed"], 1);
     let again = host.run("bootstrap-services", &["--json"]);

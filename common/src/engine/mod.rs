@@ -38,6 +38,8 @@ use crate::state::{StateDir, StateError};
 pub enum Observed {
     /// In the declared state.
     InSync,
+    /// In the declared state, with something the user should know (a dirty repo).
+    Note(String),
     /// Not in the declared state.
     Differs(Difference),
 }
@@ -175,6 +177,7 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
     };
     let difference = match resource.observe(ctx) {
         Ok(Observed::InSync) => return item(Status::Ok, String::new(), None),
+        Ok(Observed::Note(note)) => return item(Status::Ok, note, None),
         Ok(Observed::Differs(difference)) => difference,
         Err(e) => return item(Status::Failed, format!("cannot observe: {e}"), None),
     };
@@ -185,7 +188,7 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
         return item(Status::Failed, format!("{}: {e}", difference.summary), difference.diff);
     }
     match resource.observe(ctx) {
-        Ok(Observed::InSync) => item(Status::Changed, difference.summary, difference.diff),
+        Ok(Observed::InSync | Observed::Note(_)) => item(Status::Changed, difference.summary, difference.diff),
         Ok(Observed::Differs(after)) => {
             item(Status::Failed, format!("did not converge: still {} after applying", after.summary), after.diff)
         }
