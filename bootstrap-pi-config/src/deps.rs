@@ -66,7 +66,10 @@ impl Resource for DepInstall {
     fn observe(&self, ctx: &Ctx) -> Result<Observed, EngineError> {
         let would = format!("would run `{}` in {}", self.run, self.dir.display());
         if !self.dir.is_dir() {
-            return Ok(Observed::Differs(Difference::new(format!("{} does not exist yet; {would}", self.dir.display()))));
+            return Ok(Observed::Differs(Difference::new(format!(
+                "{} does not exist yet; {would}",
+                self.dir.display()
+            ))));
         }
         if let Some(installed) = &self.installed
             && !installed.exists()

@@ -68,7 +68,10 @@ impl Resource for GitRepo {
 
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
         if std::fs::symlink_metadata(&self.path).is_err() {
-            return Ok(Observed::Differs(Difference::new(format!("not cloned (git clone --branch {} {})", self.branch, self.url))));
+            return Ok(Observed::Differs(Difference::new(format!(
+                "not cloned (git clone --branch {} {})",
+                self.branch, self.url
+            ))));
         }
         if !self.path.join(".git").exists() {
             return Err(EngineError::Refused(format!(

@@ -1,13 +1,21 @@
 //! `cargo xtask drill`: rehearses a full restore of a host in a throwaway sandbox.
 //!
 //! Outside the namespaces it builds the binaries, makes the sandbox folder and the
-//! pi-config "remote" (a git repo made from the example's fixture), then re-runs
-//! xtask inside fresh namespaces ([`inside`]). Inside, it boots the private user
-//! manager, runs the restore steps that exist in the documented order with each
-//! step's report and time, runs them all a second time to prove they report zero
-//! changes (read from their JSON), and ends with a clean audit. Afterwards the sandbox
-//! folder is removed and nothing of it is left running.
+//! pi-config "remote" (a git repo made from the example's fixture), then re-runs xtask
+//! inside fresh namespaces ([`inside`]) twice, one phase after the other, on the same
+//! sandbox HOME:
+//!
+//! - online (mount and PID namespaces): the steps that fetch from package registries
+//!   (prereqs, pi-config with its dependency installs), with user-level installs in
+//!   the sandbox's `~/.local`;
+//! - offline (a private network with only a loopback, a private `/run`, a real
+//!   `systemd --user`): the steps that run the host, then every step a second time,
+//!   which must report zero changes (read from `--json`), and a clean audit.
+//!
+//! Each step's report and time is printed, then the recovery time split by step.
+//! Afterwards the sandbox folder is removed and nothing of it is left running.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,6 +39,13 @@ pub struct DrillArgs {
     keep: bool,
 }
 
+/// Which half of the drill runs inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    Online,
+    Offline,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct InsideArgs {
     #[arg(long)]
@@ -39,30 +54,36 @@ pub struct InsideArgs {
     bin_dir: PathBuf,
     #[arg(long)]
     manifest: PathBuf,
+    #[arg(long, value_enum)]
+    phase: Phase,
 }
 
 /// One restore step in the documented order.
 struct Step {
     bin: &'static str,
     args: &'static [&'static str],
+    phase: Phase,
     /// `None` when built; the issue that builds it otherwise.
     not_built: Option<u32>,
 }
 
 /// The restore order of `docs/architecture.md` (step 1, the clone, is the user's).
 const STEPS: &[Step] = &[
-    Step { bin: "bootstrap-prereqs", args: &[], not_built: Some(3) },
-    Step { bin: "bootstrap-pi-config", args: &[], not_built: None },
-    Step { bin: "bootstrap-services", args: &[], not_built: None },
-    Step { bin: "bootstrap-data", args: &["restore"], not_built: Some(5) },
-    Step { bin: "bootstrap-validate", args: &[], not_built: Some(6) },
+    Step { bin: "bootstrap-prereqs", args: &[], phase: Phase::Online, not_built: None },
+    Step { bin: "bootstrap-pi-config", args: &[], phase: Phase::Online, not_built: None },
+    Step { bin: "bootstrap-services", args: &[], phase: Phase::Offline, not_built: None },
+    Step { bin: "bootstrap-data", args: &["restore"], phase: Phase::Offline, not_built: Some(5) },
+    Step { bin: "bootstrap-validate", args: &[], phase: Phase::Offline, not_built: Some(6) },
 ];
+
+/// Where the inner halves write each step's time, for the outer recap.
+const TIMES_FILE: &str = "drill-times.tsv";
 
 fn absolute(root: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { root.join(path) }
 }
 
-/// The outer half: build, prepare, enter the namespaces, clean up.
+/// The outer half: build, prepare, run both phases in their namespaces, clean up.
 pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     host_packages::ensure(sh, host_packages::FOR_DRILL)?;
     cmd!(sh, "cargo build --quiet --workspace --bins").run()?;
@@ -77,19 +98,28 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     make_origin(sh, &fixture, &sandbox.origin())?;
 
     let me = std::env::current_exe()?;
-    let inner = [
-        me.display().to_string(),
-        "drill-inside".into(),
-        "--sandbox".into(),
-        sandbox.root.display().to_string(),
-        "--bin-dir".into(),
-        bin_dir.display().to_string(),
-        "--manifest".into(),
-        manifest.display().to_string(),
-    ];
-    let argv = Sandbox::enter(&inner);
-    let (program, rest) = argv.split_first().ok_or("empty unshare command")?;
-    let status = succeeds(cmd!(sh, "{program} {rest...}"));
+    let mut ok = true;
+    for phase in [Phase::Online, Phase::Offline] {
+        let inner = [
+            me.display().to_string(),
+            "drill-inside".into(),
+            "--sandbox".into(),
+            sandbox.root.display().to_string(),
+            "--bin-dir".into(),
+            bin_dir.display().to_string(),
+            "--manifest".into(),
+            manifest.display().to_string(),
+            "--phase".into(),
+            format!("{phase:?}").to_lowercase(),
+        ];
+        let argv = Sandbox::enter(phase == Phase::Offline, &inner);
+        let (program, rest) = argv.split_first().ok_or("empty unshare command")?;
+        ok = succeeds(cmd!(sh, "{program} {rest...}"));
+        if !ok {
+            break;
+        }
+    }
+    print!("{}", recovery_time(&sandbox.root.join(TIMES_FILE)));
 
     let leftovers = sandbox::processes_mentioning(&sandbox.root.display().to_string());
     if args.keep {
@@ -100,7 +130,7 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     if !leftovers.is_empty() {
         return Err(format!("the drill left processes running:\n{}", leftovers.join("\n")).into());
     }
-    if !status {
+    if !ok {
         return Err("the drill failed (see above)".into());
     }
     println!(
@@ -108,6 +138,22 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
         if args.keep { "" } else { ", its folder is removed" }
     );
     Ok(())
+}
+
+/// The recap: the whole restore's time, split by step.
+fn recovery_time(times_file: &Path) -> String {
+    let text = std::fs::read_to_string(times_file).unwrap_or_default();
+    let times: Vec<(&str, f64)> = text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(name, secs)| Some((name, secs.parse::<f64>().ok()?)))
+        .collect();
+    let total: f64 = times.iter().map(|(_, t)| t).sum();
+    let mut out = format!("\n== recovery time {total:.2}s (bare sandbox to restored host)\n");
+    for (name, secs) in times {
+        let _ = writeln!(out, "   {name:<22} {secs:>7.2}s");
+    }
+    out
 }
 
 /// Runs `cmd` with the terminal attached and says whether it exited 0.
@@ -135,30 +181,40 @@ fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
     Ok(())
 }
 
+fn record_time(sandbox: &Sandbox, name: &str, took: Duration) -> Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(sandbox.root.join(TIMES_FILE))?;
+    writeln!(file, "{name}\t{:.3}", took.as_secs_f64())?;
+    Ok(())
+}
+
 /// The inner half, inside the namespaces.
 pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     let sandbox = Sandbox::new(&args.sandbox);
-    let booted = Instant::now();
-    let _manager = sandbox.boot(sh)?;
-    println!("drill: private systemd --user running after {}", secs(booted.elapsed()));
-    sh.set_var("PI_CONFIG_URL", format!("file://{}", sandbox.origin().display()));
+    sandbox.user_env(sh)?;
+    let origin = format!("file://{}", sandbox.origin().display());
+    sh.set_var("PI_CONFIG_URL", &origin);
     sh.set_var("NGINX_PREFIX", sandbox.nginx_prefix());
     sh.set_var("PI_BACKUP_REPO", sandbox.backup_repo());
     sh.set_var("NO_COLOR", "1");
     let manifest = &args.manifest;
+    let _manager = if args.phase == Phase::Offline {
+        let booted = Instant::now();
+        let manager = sandbox.boot(sh)?;
+        println!("\ndrill: offline phase: private network, systemd --user running after {}", secs(booted.elapsed()));
+        Some(manager)
+    } else {
+        println!("\ndrill: online phase: the steps that fetch from package registries");
+        // Step 1 of the restore order is the user's: clone the repo to get the tool.
+        let started = Instant::now();
+        let repo = sandbox.home().join("pi-config");
+        println!("\n== 1. git clone (by hand, to get the tool)");
+        cmd!(sh, "git clone --quiet --branch main {origin} {repo}").run()?;
+        record_time(&sandbox, "git clone", started.elapsed())?;
+        None
+    };
 
-    let mut times: Vec<(String, Duration)> = Vec::new();
-    let mut failed = Vec::new();
-
-    // Step 1 of the restore order is the user's: clone the repo to get the tool.
-    let started = Instant::now();
-    let origin = format!("file://{}", sandbox.origin().display());
-    let repo = sandbox.home().join("pi-config");
-    println!("\n== 1. git clone (by hand, to get the tool)");
-    cmd!(sh, "git clone --quiet --branch main {origin} {repo}").run()?;
-    times.push(("git clone".into(), started.elapsed()));
-
-    for (n, step) in STEPS.iter().enumerate() {
+    for (n, step) in STEPS.iter().enumerate().filter(|(_, s)| s.phase == args.phase) {
         let title = format!("{}. {} {}", n + 2, step.bin, step.args.join(" "));
         if let Some(issue) = step.not_built {
             println!("\n== {} : not built yet (issue #{issue}), skipped", title.trim_end());
@@ -171,39 +227,38 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         let ok = succeeds(cmd!(sh, "{bin} {step_args...} --manifest {manifest}"));
         let took = started.elapsed();
         println!("-- {} took {}", step.bin, secs(took));
-        times.push((step.bin.into(), took));
+        record_time(&sandbox, step.bin, took)?;
         if !ok {
+            return Err(format!(
+                "{} failed; the restore stops here (fix it, then run the step again: what is in place is reported ok)",
+                step.bin
+            )
+            .into());
+        }
+    }
+    if args.phase == Phase::Online {
+        return Ok(());
+    }
+
+    let mut failed = Vec::new();
+    println!("\n== rerun: every step again, expecting zero changes");
+    for step in STEPS.iter().filter(|s| s.not_built.is_none()) {
+        let bin = args.bin_dir.join(step.bin);
+        let step_args = step.args;
+        let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest} --json").ignore_status().output()?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let changed = json["summary"]["changed"].as_u64().unwrap_or(u64::MAX);
+        let failures = json["summary"]["failed"].as_u64().unwrap_or(u64::MAX);
+        let commands = json["commands"].as_array().map_or(0, Vec::len);
+        println!("{}: changed={changed} failed={failures} commands={commands}", step.bin);
+        if changed != 0 || failures != 0 || commands != 0 || !out.status.success() {
             failed.push(step.bin);
-            println!("drill: {} failed; the restore stops here (resume with the same step)", step.bin);
-            break;
         }
     }
-
-    if failed.is_empty() {
-        println!("\n== rerun: every step again, expecting zero changes");
-        for step in STEPS.iter().filter(|s| s.not_built.is_none()) {
-            let bin = args.bin_dir.join(step.bin);
-            let step_args = step.args;
-            let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest} --json").ignore_status().output()?;
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            let changed = json["summary"]["changed"].as_u64().unwrap_or(u64::MAX);
-            let failures = json["summary"]["failed"].as_u64().unwrap_or(u64::MAX);
-            println!("{}: changed={changed} failed={failures}", step.bin);
-            if changed != 0 || failures != 0 || !out.status.success() {
-                failed.push(step.bin);
-            }
-        }
-        println!("\n== audit: the host must match the manifest");
-        let audit = args.bin_dir.join("pi-config-audit");
-        if !succeeds(cmd!(sh, "{audit} --manifest {manifest} --quiet")) {
-            failed.push("pi-config-audit");
-        }
-    }
-
-    let total: Duration = times.iter().map(|(_, t)| *t).sum();
-    println!("\n== recovery time {} (bare sandbox to restored host)", secs(total));
-    for (name, took) in &times {
-        println!("   {name:<22} {}", secs(*took));
+    println!("\n== audit: the host must match the manifest");
+    let audit = args.bin_dir.join("pi-config-audit");
+    if !succeeds(cmd!(sh, "{audit} --manifest {manifest} --quiet")) {
+        failed.push("pi-config-audit");
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("drill failed: {}", failed.join(", ")).into()) }
 }

@@ -3,7 +3,8 @@
 //! loopback. See `../shared/notes/sandbox.md`.
 //!
 //! The outer half ([`Sandbox::enter`]) builds the `unshare` command that re-runs xtask
-//! inside the namespaces; the inner half ([`Sandbox::boot`]) runs there. With
+//! inside the namespaces; the inner half ([`Sandbox::user_env`], [`Sandbox::boot`])
+//! runs there. With
 //! `--pid --fork --kill-child`, every process of the sandbox (services included) dies
 //! when the inner xtask exits, and the mounts vanish with the namespace.
 
@@ -43,26 +44,19 @@ impl Sandbox {
         self.root.join("systemd-user.log")
     }
 
-    /// The argv that runs `inner` inside fresh namespaces.
-    pub fn enter(inner: &[String]) -> Vec<String> {
-        let mut argv: Vec<String> = [
-            "unshare",
-            "--mount",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "--propagation",
-            "private",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// The argv that runs `inner` inside fresh mount and PID namespaces, and a fresh
+    /// network namespace (only a loopback) when `private_network`.
+    pub fn enter(private_network: bool, inner: &[String]) -> Vec<String> {
+        let mut argv: Vec<String> = vec!["unshare".into()];
         if !is_root() {
             // Without root, a user namespace maps us to root inside it.
-            argv.insert(1, "--map-root-user".into());
-            argv.insert(1, "--user".into());
+            argv.extend(["--user".into(), "--map-root-user".into()]);
         }
+        argv.push("--mount".into());
+        if private_network {
+            argv.push("--net".into());
+        }
+        argv.extend(["--pid", "--fork", "--mount-proc", "--kill-child", "--propagation", "private"].map(String::from));
         // Nothing of the caller's session may leak in: no bus, no XDG folders of its own.
         argv.push("env".into());
         for var in [
@@ -80,20 +74,31 @@ impl Sandbox {
         argv
     }
 
-    /// Inside the namespaces: loopback up, a private `/run`, HOME and a user manager.
+    /// The environment of the restored host's user: HOME, user-level installs in
+    /// `~/.local` (npm's global prefix too, so nothing lands in /usr), `~/.local/bin`
+    /// first on PATH.
+    pub fn user_env(&self, sh: &Shell) -> Result<(), Box<dyn std::error::Error>> {
+        std::fs::create_dir_all(self.home())?;
+        sh.set_var("HOME", self.home());
+        let local = self.home().join(".local");
+        sh.set_var("NPM_CONFIG_PREFIX", &local);
+        let path = std::env::var("PATH").unwrap_or_default();
+        sh.set_var("PATH", format!("{}:{path}", local.join("bin").display()));
+        Ok(())
+    }
+
+    /// Inside the private network: loopback up, a private `/run` and a user manager.
     /// The environment of `sh` is set for the steps.
     pub fn boot(&self, sh: &Shell) -> Result<UserManager, Box<dyn std::error::Error>> {
-        cmd!(sh, "ip link set lo up").run()?;
+        cmd!(sh, "ip link set lo up").quiet().run()?;
         // A private /run: systemd --user wants /run/systemd/system, and nothing of the
         // machine's /run is touched or seen.
-        cmd!(sh, "mount -t tmpfs -o mode=755 tmpfs /run").run()?;
+        cmd!(sh, "mount -t tmpfs -o mode=755 tmpfs /run").quiet().run()?;
         let uid = cmd!(sh, "id -u").read()?;
         let runtime = PathBuf::from(format!("/run/user/{}", uid.trim()));
         std::fs::create_dir_all("/run/systemd/system")?;
         std::fs::create_dir_all(&runtime)?;
-        cmd!(sh, "chmod 700 {runtime}").run()?;
-        std::fs::create_dir_all(self.home())?;
-        sh.set_var("HOME", self.home());
+        cmd!(sh, "chmod 700 {runtime}").quiet().run()?;
         sh.set_var("XDG_RUNTIME_DIR", &runtime);
         let log = std::fs::File::create(self.systemd_log())?;
         let child = Command::new("/lib/systemd/systemd")

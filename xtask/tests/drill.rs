@@ -8,7 +8,8 @@ use std::process::Command;
 #[test]
 fn the_drill_restores_the_example_host_and_leaves_nothing_behind() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace root")?;
-    let run_before = std::fs::read_dir("/run/systemd").map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).ok();
+    let run_before =
+        std::fs::read_dir("/run/systemd").map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).ok();
     let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("drill").current_dir(root).output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -20,14 +21,18 @@ fn the_drill_restores_the_example_host_and_leaves_nothing_behind() -> Result<(),
         .and_then(|l| l.split_whitespace().next())
         .ok_or("the drill did not say where its sandbox was")?;
     assert!(!Path::new(sandbox).exists(), "the sandbox folder {sandbox} was left behind");
-    assert!(stdout.contains("drill: private systemd --user running"), "{stdout}");
-    for step in ["bootstrap-pi-config", "bootstrap-services"] {
-        assert!(stdout.contains(&format!("{step}: changed=0 failed=0")), "{step} changed something on its second run:\n{stdout}");
+    assert!(stdout.contains("systemd --user running after"), "{stdout}");
+    for step in ["bootstrap-prereqs", "bootstrap-pi-config", "bootstrap-services"] {
+        assert!(
+            stdout.contains(&format!("{step}: changed=0 failed=0 commands=0")),
+            "{step} changed something on its second run:\n{stdout}"
+        );
     }
     assert!(stdout.contains("pi-config-audit: ok="), "{stdout}");
     assert!(stdout.contains("== recovery time"), "{stdout}");
     assert!(stdout.contains("drill: ok; nothing of the sandbox is left running, its folder is removed"), "{stdout}");
-    let run_after = std::fs::read_dir("/run/systemd").map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).ok();
+    let run_after =
+        std::fs::read_dir("/run/systemd").map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()).ok();
     assert_eq!(run_before, run_after, "the drill changed the machine's /run/systemd");
     Ok(())
 }

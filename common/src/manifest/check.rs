@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use super::tree::LazyTree;
 use super::types::{BackupClass, Manifest, Name, Pos};
 
 /// One thing wrong with a manifest that parsed.
@@ -21,11 +22,7 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(pos: Pos, key: impl Into<String>, message: impl Into<String>) -> Problem {
-        Problem {
-            pos,
-            key: key.into(),
-            message: message.into(),
-        }
+        Problem { pos, key: key.into(), message: message.into() }
     }
 }
 
@@ -35,21 +32,22 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Runs every meaning check; `home` is where the tool may write.
-pub(crate) fn check_manifest(m: &Manifest, home: &Path) -> Vec<Problem> {
+/// Runs every meaning check; `home` is where the tool may write, `tree` gives the
+/// positions of values the manifest's types do not keep.
+pub(crate) fn check_manifest(m: &Manifest, home: &Path, tree: &LazyTree<'_>) -> Vec<Problem> {
     let mut p = Vec::new();
     if m.version != 1 {
         p.push(Problem::new(
-            Pos::default(),
+            tree.pos("version").unwrap_or_default(),
             "version",
-            format!("expected version 1, found {}", m.version),
+            format!("this tool reads manifest version 1, not version {}", m.version),
         ));
     }
     check_names(m, &mut p);
     check_repo_files(m, &mut p);
     check_write_targets(m, home, &mut p);
     check_backup_classes(m, &mut p);
-    check_references(m, &mut p);
+    check_references(m, tree, &mut p);
     p.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
     p
 }
@@ -61,13 +59,7 @@ fn check_names(m: &Manifest, p: &mut Vec<Problem>) {
         ("links", m.links.iter().map(|x| &x.name).collect()),
         ("dirs", m.dirs.iter().map(|x| &x.name).collect()),
         ("services", m.services.iter().map(|x| &x.name).collect()),
-        (
-            "nginx.sites",
-            m.nginx
-                .iter()
-                .flat_map(|n| n.sites.iter().map(|x| &x.name))
-                .collect(),
-        ),
+        ("nginx.sites", m.nginx.iter().flat_map(|n| n.sites.iter().map(|x| &x.name)).collect()),
         ("shell", m.shell.iter().map(|x| &x.name).collect()),
         ("env", m.env.iter().map(|x| &x.name).collect()),
         ("paths", m.paths.iter().map(|x| &x.name).collect()),
@@ -77,34 +69,20 @@ fn check_names(m: &Manifest, p: &mut Vec<Problem>) {
         let mut seen: HashMap<&str, Pos> = HashMap::new();
         for (i, name) in names.iter().enumerate() {
             let key = format!("{section}[{i}].name");
-            let valid = name
-                .as_str()
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-                && name
-                    .as_str()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            let valid = name.as_str().chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && name.as_str().chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
             if !valid {
                 p.push(Problem::new(
                     name.pos(),
                     &key,
-                    format!(
-                        "{:?} is not a valid name: use letters, digits, '.', '_' and '-'",
-                        name.as_str()
-                    ),
+                    format!("{:?} is not a valid name: use letters, digits, '.', '_' and '-'", name.as_str()),
                 ));
             }
             if let Some(first) = seen.get(name.as_str()) {
                 p.push(Problem::new(
                     name.pos(),
                     &key,
-                    format!(
-                        "duplicate name {:?} in {section}: first used at line {}",
-                        name.as_str(),
-                        first.line
-                    ),
+                    format!("duplicate name {:?} in {section}: first used at line {}", name.as_str(), first.line),
                 ));
             } else {
                 seen.insert(name.as_str(), name.pos());
@@ -140,11 +118,7 @@ fn check_repo_files(m: &Manifest, p: &mut Vec<Problem>) {
             p.push(Problem::new(
                 file.pos(),
                 key,
-                format!(
-                    "{:?} does not exist in the repo at {}",
-                    file.raw(),
-                    m.repo.path.path().display()
-                ),
+                format!("{:?} does not exist in the repo at {}", file.raw(), m.repo.path.path().display()),
             ));
         }
     }
@@ -168,41 +142,44 @@ fn check_write_targets(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
     let real_home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     for (key, target) in targets {
         let path = target.path();
-        if path.as_os_str().is_empty() {
+        if path.as_os_str().is_empty() || !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
             continue; // expansion already failed and said why
         }
-        if !path.starts_with(home) || path == home {
+        if path == home {
             p.push(Problem::new(
                 target.pos(),
                 key,
-                format!(
-                    "{} is outside HOME ({}): this step only writes inside HOME",
-                    path.display(),
-                    home.display()
-                ),
+                format!("{} is HOME itself: name a file or folder inside HOME", path.display()),
+            ));
+            continue;
+        }
+        if !path.starts_with(home) {
+            p.push(Problem::new(
+                target.pos(),
+                key,
+                format!("{} is outside HOME ({}): this step only writes inside HOME", path.display(), home.display()),
             ));
             continue;
         }
         // The item itself may be a symlink the tool manages; its folder may not lead out.
         if let Some(parent) = path.parent()
-            && let Some(real_parent) = nearest_existing(parent).and_then(|a| a.canonicalize().ok())
+            && let Some(real_parent) = nearest_existing(parent, home).and_then(|a| a.canonicalize().ok())
             && !real_parent.starts_with(&real_home)
         {
             p.push(Problem::new(
                 target.pos(),
                 key,
-                format!(
-                    "{} leads out of HOME through a symlink (to {})",
-                    path.display(),
-                    real_parent.display()
-                ),
+                format!("{} leads out of HOME through a symlink (to {})", path.display(), real_parent.display()),
             ));
         }
     }
 }
 
-fn nearest_existing(path: &Path) -> Option<PathBuf> {
+/// The nearest folder of `path` that exists, up to `home` (a HOME that does not exist
+/// yet leads nowhere).
+fn nearest_existing(path: &Path, home: &Path) -> Option<PathBuf> {
     path.ancestors()
+        .take_while(|a| a.starts_with(home))
         .find(|a| std::fs::symlink_metadata(a).is_ok())
         .map(Path::to_path_buf)
 }
@@ -219,7 +196,7 @@ fn check_backup_classes(m: &Manifest, p: &mut Vec<Problem>) {
                 ),
             )),
             (None, Some(class)) if class.value == BackupClass::Backup => p.push(Problem::new(
-                super::types::Pos::of(class),
+                Pos::of(class),
                 format!("services[{i}].backup"),
                 format!("service {:?} must be backed up but declares no data_path", svc.name.as_str()),
             )),
@@ -227,70 +204,83 @@ fn check_backup_classes(m: &Manifest, p: &mut Vec<Problem>) {
         }
     }
     if m.backup.is_none() {
-        for (path, class, owner) in m.classified_paths() {
-            if class == BackupClass::Backup {
+        let paths = m.paths.iter().enumerate().map(|(i, x)| (format!("paths[{i}].backup"), &x.path, Some(&x.backup)));
+        let services = m.services.iter().enumerate().filter_map(|(i, svc)| {
+            let data = svc.data_path.as_ref()?;
+            Some((format!("services[{i}].backup"), data, svc.backup.as_ref()))
+        });
+        for (key, path, class) in paths.chain(services) {
+            if let Some(class) = class
+                && class.value == BackupClass::Backup
+            {
                 p.push(Problem::new(
-                    path.pos(),
-                    owner,
-                    format!(
-                        "{} must be backed up, but the manifest has no `backup` section",
-                        path.raw()
-                    ),
+                    Pos::of(class),
+                    key,
+                    format!("{} must be backed up, but the manifest has no `backup` section to say where", path.raw()),
                 ));
             }
         }
     }
 }
 
-fn check_references(m: &Manifest, p: &mut Vec<Problem>) {
+fn check_references(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
     for (i, svc) in m.services.iter().enumerate() {
         if let Some(env) = &svc.env_file
             && m.env_file(env).is_none()
         {
+            let key = format!("services[{i}].env_file");
+            let known: Vec<&str> = m.env.iter().map(|e| e.name.as_str()).collect();
+            let known = if known.is_empty() {
+                "the `env` section declares none".to_owned()
+            } else {
+                format!("the `env` section declares {}", known.join(", "))
+            };
             p.push(Problem::new(
-                svc.name.pos(),
-                format!("services[{i}].env_file"),
-                format!("no env file named {env:?} in the `env` section"),
+                tree.pos(&key).unwrap_or_else(|| svc.name.pos()),
+                key,
+                format!("no env file named {env:?}: {known}"),
             ));
         }
     }
     for (i, env) in m.env.iter().enumerate() {
-        for var in &env.vars {
-            let valid = var
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        for (v, var) in env.vars.iter().enumerate() {
+            let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
+                let key = format!("env[{i}].vars[{v}]");
                 p.push(Problem::new(
-                    env.name.pos(),
-                    format!("env[{i}].vars"),
-                    format!("{var:?} is not a variable name"),
+                    tree.pos(&key).unwrap_or_else(|| env.name.pos()),
+                    key,
+                    format!("{var:?} is not a variable name: use letters, digits and '_', not starting with a digit"),
                 ));
             }
         }
         if let Some(mode) = env.mode
             && mode.0 & 0o077 != 0
         {
+            let key = format!("env[{i}].mode");
             p.push(Problem::new(
-                env.name.pos(),
-                format!("env[{i}].mode"),
+                tree.pos(&key).unwrap_or_else(|| env.name.pos()),
+                key,
                 format!("env files hold secrets: mode {mode} lets others read them; use \"0600\""),
             ));
         }
     }
     for (i, check) in m.validate.iter().enumerate() {
-        let kinds = [
-            check.command.is_some(),
-            check.http.is_some(),
-            check.file.is_some(),
-        ];
-        if kinds.iter().filter(|k| **k).count() != 1 {
-            p.push(Problem::new(
-                check.name.pos(),
-                format!("validate[{i}]"),
-                "expected exactly one of `command`, `http` or `file`",
-            ));
-        }
+        let kinds: Vec<&str> =
+            [("command", check.command.is_some()), ("http", check.http.is_some()), ("file", check.file.is_some())]
+                .into_iter()
+                .filter_map(|(kind, given)| given.then_some(kind))
+                .collect();
+        let message = match kinds.as_slice() {
+            [_] => continue,
+            [] => "the check has none of `command`, `http` or `file`: give exactly one".to_owned(),
+            several => format!(
+                "the check has {}: give exactly one of `command`, `http` or `file`",
+                several.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+            ),
+        };
+        let key = format!("validate[{i}]");
+        p.push(Problem::new(tree.pos(&key).unwrap_or_else(|| check.name.pos()), key, message));
     }
 }

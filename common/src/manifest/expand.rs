@@ -131,11 +131,7 @@ impl Expander<'_> {
                 }
                 None => ("", false),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            {
+            if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
                 return Err(format!("{text:?}: expected a variable name after $"));
             }
             let value = if name == "HOME" {
@@ -143,9 +139,7 @@ impl Expander<'_> {
             } else {
                 (self.env)(name)
                     .or_else(|| self.vars.get(name).cloned())
-                    .ok_or_else(|| {
-                        format!("{text:?}: ${name} is not set in the environment nor in `vars`")
-                    })?
+                    .ok_or_else(|| format!("{text:?}: ${name} is not set in the environment nor in `vars`"))?
             };
             out.push_str(&value);
             let skip = if braced { name.len() + 2 } else { name.len() };
@@ -160,14 +154,16 @@ impl Expander<'_> {
         match self.expand(&path.raw.value) {
             Ok(expanded) => {
                 let expanded = PathBuf::from(expanded);
+                let shown = if expanded.as_os_str() == path.raw() {
+                    format!("{:?}", path.raw())
+                } else {
+                    format!("{:?} (expanded: {:?})", path.raw(), expanded.display())
+                };
                 if !expanded.is_absolute() {
                     problems.push(Problem::new(
                         path.pos(),
                         key,
-                        format!(
-                            "expected an absolute path (starting with /, ~ or $HOME), found {:?}",
-                            path.raw()
-                        ),
+                        format!("expected an absolute path (starting with /, ~ or $HOME), found {shown}"),
                     ));
                 } else if expanded.components().any(|c| c == Component::ParentDir) {
                     problems.push(Problem::new(
@@ -189,17 +185,10 @@ fn repo_file(repo: &Path, key: &str, file: &mut RepoFile, problems: &mut Vec<Pro
         problems.push(Problem::new(
             file.pos(),
             key,
-            format!(
-                "expected a path relative to the repo root, found {:?}",
-                file.raw()
-            ),
+            format!("expected a path relative to the repo root, found {:?}", file.raw()),
         ));
     } else if relative.components().any(|c| c == Component::ParentDir) {
-        problems.push(Problem::new(
-            file.pos(),
-            key,
-            format!("{:?} leaves the repo through '..'", file.raw()),
-        ));
+        problems.push(Problem::new(file.pos(), key, format!("{:?} leaves the repo through '..'", file.raw())));
     }
     file.resolved = repo.join(relative);
 }
@@ -216,11 +205,8 @@ pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) 
     }
     let repo = manifest.repo.path.path().to_path_buf();
     for (i, dep) in manifest.repo.deps.iter_mut().enumerate() {
-        for (field, file) in [
-            ("dir", &mut dep.dir),
-            ("lockfile", &mut dep.lockfile),
-            ("installed", &mut dep.installed),
-        ] {
+        for (field, file) in [("dir", &mut dep.dir), ("lockfile", &mut dep.lockfile), ("installed", &mut dep.installed)]
+        {
             if let Some(file) = file {
                 repo_file(&repo, &format!("repo.deps[{i}].{field}"), file, &mut p);
             }
@@ -232,12 +218,7 @@ pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) 
         }
     }
     for (i, link) in manifest.links.iter_mut().enumerate() {
-        repo_file(
-            &repo,
-            &format!("links[{i}].source"),
-            &mut link.source,
-            &mut p,
-        );
+        repo_file(&repo, &format!("links[{i}].source"), &mut link.source, &mut p);
         x.host_path(&format!("links[{i}].target"), &mut link.target, &mut p);
     }
     for (i, dir) in manifest.dirs.iter_mut().enumerate() {
@@ -268,22 +249,12 @@ pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) 
             x.host_path("nginx.sites_enabled", enabled, &mut p);
         }
         for (i, site) in nginx.sites.iter_mut().enumerate() {
-            repo_file(
-                &repo,
-                &format!("nginx.sites[{i}].source"),
-                &mut site.source,
-                &mut p,
-            );
+            repo_file(&repo, &format!("nginx.sites[{i}].source"), &mut site.source, &mut p);
         }
     }
     for (i, block) in manifest.shell.iter_mut().enumerate() {
         x.host_path(&format!("shell[{i}].file"), &mut block.file, &mut p);
-        repo_file(
-            &repo,
-            &format!("shell[{i}].source"),
-            &mut block.source,
-            &mut p,
-        );
+        repo_file(&repo, &format!("shell[{i}].source"), &mut block.source, &mut p);
     }
     for (i, env) in manifest.env.iter_mut().enumerate() {
         x.host_path(&format!("env[{i}].path"), &mut env.path, &mut p);
@@ -296,11 +267,7 @@ pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) 
         let repository = &mut backup.repository;
         match x.expand(&repository.value) {
             Ok(expanded) => repository.value = expanded,
-            Err(message) => p.push(Problem::new(
-                Pos::of(repository),
-                "backup.repository",
-                message,
-            )),
+            Err(message) => p.push(Problem::new(Pos::of(repository), "backup.repository", message)),
         }
     }
     for (i, check) in manifest.validate.iter_mut().enumerate() {
@@ -318,21 +285,13 @@ mod tests {
     use super::*;
 
     fn expand(text: &str) -> Result<String, String> {
-        let vars = BTreeMap::from([
-            ("FROM_VARS".to_owned(), "v".to_owned()),
-            ("BOTH".to_owned(), "vars".to_owned()),
-        ]);
+        let vars = BTreeMap::from([("FROM_VARS".to_owned(), "v".to_owned()), ("BOTH".to_owned(), "vars".to_owned())]);
         let env = |name: &str| match name {
             "BOTH" => Some("env".to_owned()),
             "HOME" => Some("/wrong".to_owned()),
             _ => None,
         };
-        Expander {
-            home: Path::new("/h"),
-            vars: &vars,
-            env: &env,
-        }
-        .expand(text)
+        Expander { home: Path::new("/h"), vars: &vars, env: &env }.expand(text)
     }
 
     #[test]
@@ -341,10 +300,7 @@ mod tests {
         assert_eq!(expand("~/a/b").as_deref(), Ok("/h/a/b"));
         assert_eq!(expand("$HOME/x").as_deref(), Ok("/h/x"));
         assert_eq!(expand("${HOME}/x").as_deref(), Ok("/h/x"));
-        assert_eq!(
-            expand("/a/${FROM_VARS}/$FROM_VARS.d").as_deref(),
-            Ok("/a/v/v.d")
-        );
+        assert_eq!(expand("/a/${FROM_VARS}/$FROM_VARS.d").as_deref(), Ok("/a/v/v.d"));
         assert_eq!(expand("${BOTH}").as_deref(), Ok("env"));
         assert_eq!(expand("no-vars/é").as_deref(), Ok("no-vars/é"));
     }
@@ -352,11 +308,7 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_expand() {
         assert!(expand("~bob/x").is_err());
-        assert!(
-            expand("${UNSET}")
-                .unwrap_err()
-                .contains("$UNSET is not set")
-        );
+        assert!(expand("${UNSET}").is_err_and(|e| e.contains("$UNSET is not set")));
         assert!(expand("${OPEN").is_err());
         assert!(expand("a$").is_err());
         assert!(expand("${}").is_err());

@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 
 use super::check::{Problem, check_manifest};
 use super::expand::{Expander, expand_manifest};
-use super::types::{Manifest, Pos};
+use super::explain;
+use super::tree::LazyTree;
+use super::types::Manifest;
 
 /// The file name looked for in the current folder and its parents.
 pub const MANIFEST_FILE_NAME: &str = "pi-bootstrap.yaml";
@@ -68,27 +70,17 @@ impl fmt::Display for LoadError {
                 searched_from.display()
             ),
             LoadErrorKind::Read(e) => write!(f, "{file}: cannot read the manifest: {e}"),
-            LoadErrorKind::NoHome => write!(
-                f,
-                "HOME is not set: it is needed to expand ~ and $HOME in {file}"
-            ),
+            LoadErrorKind::NoHome => write!(f, "HOME is not set: it is needed to expand ~ and $HOME in {file}"),
             LoadErrorKind::Parse(p) => {
                 located(f, p)?;
-                write!(
-                    f,
-                    "the manifest is not valid YAML for pi-bootstrap (see the manifest reference in README.md)"
-                )
+                write!(f, "the manifest is not valid YAML for pi-bootstrap (see the manifest reference in README.md)")
             }
             LoadErrorKind::Invalid(problems) => {
                 for p in problems {
                     located(f, p)?;
                 }
                 let n = problems.len();
-                write!(
-                    f,
-                    "{n} problem{} in the manifest",
-                    if n == 1 { "" } else { "s" }
-                )
+                write!(f, "{n} problem{} in the manifest", if n == 1 { "" } else { "s" })
             }
         }
     }
@@ -96,7 +88,7 @@ impl fmt::Display for LoadError {
 
 /// Parses YAML text into `T`: the one door for YAML in the workspace. Unknown keys,
 /// wrong types and syntax errors come back as a [`Problem`] with the position, the key
-/// path and what was expected.
+/// path and what was expected, in words for the person editing the file.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
     let mut key = String::new();
     let options = serde_saphyr::options! { with_snippet: false };
@@ -106,67 +98,30 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
             e.into_inner()
         })
     });
-    parsed.map_err(|e| {
-        let pos = e
-            .location()
-            .map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            })
-            .unwrap_or_default();
-        let mut message = e.to_string();
-        if let Some(at) = message.rfind(" at line ") {
-            message.truncate(at);
-        }
-        // `Spanned` values add an inner `.value` step that means nothing to a user.
-        let key = key.replace(".value", "");
-        let key = if key.is_empty() || key == "." {
-            "(top level)".to_owned()
-        } else {
-            key
-        };
-        Problem::new(pos, key, message)
-    })
+    parsed.map_err(|e| explain::problem(&e, &key, text))
 }
 
 /// Finds the manifest: `--manifest`, then `$PI_BOOTSTRAP_MANIFEST`, then the nearest
 /// `pi-bootstrap.yaml` in `cwd` or a folder above it.
-pub fn find_manifest(
-    flag: Option<&Path>,
-    env_value: Option<&str>,
-    cwd: &Path,
-) -> Result<PathBuf, LoadError> {
+pub fn find_manifest(flag: Option<&Path>, env_value: Option<&str>, cwd: &Path) -> Result<PathBuf, LoadError> {
     if let Some(path) = flag {
         return Ok(path.to_path_buf());
     }
     if let Some(path) = env_value.filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    cwd.ancestors()
-        .map(|dir| dir.join(MANIFEST_FILE_NAME))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| LoadError {
-            file: PathBuf::new(),
-            kind: LoadErrorKind::NotFound {
-                searched_from: cwd.to_path_buf(),
-            },
-        })
+    cwd.ancestors().map(|dir| dir.join(MANIFEST_FILE_NAME)).find(|candidate| candidate.is_file()).ok_or_else(|| {
+        LoadError { file: PathBuf::new(), kind: LoadErrorKind::NotFound { searched_from: cwd.to_path_buf() } }
+    })
 }
 
 /// Reads, parses, expands and checks the manifest at `file`, with HOME and variables
 /// from the process environment.
 pub fn load(file: &Path) -> Result<Manifest, LoadError> {
-    let err = |kind| LoadError {
-        file: file.to_path_buf(),
-        kind,
-    };
+    let err = |kind| LoadError { file: file.to_path_buf(), kind };
     let text = std::fs::read_to_string(file).map_err(|e| err(LoadErrorKind::Read(e)))?;
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| err(LoadErrorKind::NoHome))?;
-    load_str(file, &text, Path::new(&home), &|name| {
-        std::env::var(name).ok()
-    })
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or_else(|| err(LoadErrorKind::NoHome))?;
+    load_str(file, &text, Path::new(&home), &|name| std::env::var(name).ok())
 }
 
 /// [`load`] from text already read, with HOME and the environment given.
@@ -176,23 +131,12 @@ pub fn load_str(
     home: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, LoadError> {
-    let err = |kind| LoadError {
-        file: file.to_path_buf(),
-        kind,
-    };
+    let err = |kind| LoadError { file: file.to_path_buf(), kind };
     let mut manifest: Manifest = parse_yaml(text).map_err(|p| err(LoadErrorKind::Parse(p)))?;
     let vars = manifest.vars.clone();
-    let expander = Expander {
-        home,
-        vars: &vars,
-        env,
-    };
+    let expander = Expander { home, vars: &vars, env };
     let mut problems = expand_manifest(&mut manifest, &expander);
-    problems.extend(check_manifest(&manifest, home));
+    problems.extend(check_manifest(&manifest, home, &LazyTree::new(text)));
     problems.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
-    if problems.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(err(LoadErrorKind::Invalid(problems)))
-    }
+    if problems.is_empty() { Ok(manifest) } else { Err(err(LoadErrorKind::Invalid(problems))) }
 }

@@ -22,10 +22,7 @@ pub struct Pos {
 
 impl Pos {
     pub(crate) fn of<T>(spanned: &Spanned<T>) -> Pos {
-        Pos {
-            line: spanned.referenced.line(),
-            column: spanned.referenced.column(),
-        }
+        Pos { line: spanned.referenced.line(), column: spanned.referenced.column() }
     }
 }
 
@@ -370,9 +367,7 @@ pub struct DeclaredPath {
 }
 
 /// How a path comes back after the machine is lost.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackupClass {
     /// In git: comes back with a clone.
@@ -450,7 +445,7 @@ impl<'de> Deserialize<'de> for Argv {
         let args = Vec::<String>::deserialize(d)?;
         if args.is_empty() {
             return Err(de::Error::custom(
-                "expected a command: a non-empty list such as [bun, --version]",
+                "expected a command, found an empty list: give the program and its arguments, such as [bun, --version]",
             ));
         }
         Ok(Argv(args))
@@ -505,9 +500,7 @@ impl<'de> Deserialize<'de> for CommandSpec {
         impl<'de> Visitor<'de> for CommandVisitor {
             type Value = CommandSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a command: a list of arguments such as [bun, install], or {shell: \"...\"}",
-                )
+                f.write_str("a command: a list of arguments such as [bun, install], or {shell: \"...\"}")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CommandSpec, A::Error> {
                 let mut args = Vec::new();
@@ -515,7 +508,9 @@ impl<'de> Deserialize<'de> for CommandSpec {
                     args.push(arg);
                 }
                 if args.is_empty() {
-                    return Err(de::Error::invalid_length(0, &self));
+                    return Err(de::Error::custom(
+                        "expected a command, found an empty list: give the program and its arguments, such as [bun, install], or {shell: \"...\"}",
+                    ));
                 }
                 Ok(CommandSpec::Argv(args))
             }
@@ -530,9 +525,7 @@ impl<'de> Deserialize<'de> for CommandSpec {
                     }
                     script = Some(map.next_value::<String>()?);
                 }
-                script
-                    .map(CommandSpec::Shell)
-                    .ok_or_else(|| de::Error::missing_field("shell"))
+                script.map(CommandSpec::Shell).ok_or_else(|| de::Error::missing_field("shell"))
             }
         }
         d.deserialize_any(CommandVisitor)
@@ -573,17 +566,21 @@ impl<'de> Deserialize<'de> for Mode {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Mode, E> {
                 let digits = v.strip_prefix("0o").unwrap_or(v);
-                let valid = (3..=4).contains(&digits.len())
-                    && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+                let valid = (3..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
                 match u32::from_str_radix(digits, 8) {
                     Ok(mode) if valid && mode <= 0o7777 => Ok(Mode(mode)),
                     _ => Err(E::invalid_value(de::Unexpected::Str(v), &EXPECTED)),
                 }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Mode, E> {
-                Err(E::custom(format_args!(
-                    "the mode {v} is a number; write it in quotes, such as \"0{v}\", so it is read as octal"
-                )))
+                Err(unquoted_mode(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Mode, E> {
+                if v.fract() == 0.0 && (0.0..=7777.0).contains(&v) {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    return Err(unquoted_mode(v as u64));
+                }
+                Err(E::invalid_type(de::Unexpected::Float(v), &EXPECTED))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Mode, E> {
                 Err(E::invalid_type(de::Unexpected::Signed(v), &EXPECTED))
@@ -591,6 +588,19 @@ impl<'de> Deserialize<'de> for Mode {
         }
         d.deserialize_any(ModeVisitor)
     }
+}
+
+/// The error for a mode written without quotes, which YAML reads as a decimal number.
+fn unquoted_mode<E: de::Error>(v: u64) -> E {
+    let digits = v.to_string();
+    let example = if digits.len() <= 4 && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        format!("{digits:0>4}")
+    } else {
+        "0700".to_owned()
+    };
+    E::custom(format_args!(
+        "write the mode in quotes, such as \"{example}\": without quotes YAML reads it as the decimal number {v}"
+    ))
 }
 
 /// A duration such as "10s", "5m" or "26h".
@@ -612,13 +622,21 @@ impl JsonSchema for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(HumanDuration)
-            .map_err(|e| {
-                de::Error::custom(format_args!(
-                    "expected a duration such as \"10s\", \"5m\" or \"26h\", found {text:?} ({e})"
-                ))
-            })
+        humantime::parse_duration(&text).map(HumanDuration).map_err(|e| {
+            let why = match e {
+                humantime::DurationError::UnknownUnit { unit, value, .. } if unit.is_empty() => {
+                    format!(": a unit is needed, such as \"{value}s\" or \"{value}m\"")
+                }
+                humantime::DurationError::UnknownUnit { unit, .. } => {
+                    format!(": {unit:?} is not a unit (use s, m, h, d, ...)")
+                }
+                humantime::DurationError::NumberOverflow => ": it is too large".to_owned(),
+                _ => String::new(),
+            };
+            de::Error::custom(format_args!(
+                "expected a duration such as \"10s\", \"5m\" or \"26h\", found {text:?}{why}"
+            ))
+        })
     }
 }
 
@@ -648,11 +666,8 @@ impl Manifest {
     /// Every path the manifest gives a backup class, with that class: the declared
     /// paths and the services' data paths.
     pub fn classified_paths(&self) -> Vec<(&HostPath, BackupClass, String)> {
-        let mut out: Vec<(&HostPath, BackupClass, String)> = self
-            .paths
-            .iter()
-            .map(|p| (&p.path, p.backup.value, format!("path:{}", p.name)))
-            .collect();
+        let mut out: Vec<(&HostPath, BackupClass, String)> =
+            self.paths.iter().map(|p| (&p.path, p.backup.value, format!("path:{}", p.name))).collect();
         for service in &self.services {
             if let (Some(data), Some(class)) = (&service.data_path, &service.backup) {
                 out.push((data, class.value, format!("service:{}", service.name)));
