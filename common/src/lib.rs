@@ -6,7 +6,9 @@
 //! - [`report`] and [`output`]: what a step found and did, and the one door for
 //!   printing it;
 //! - [`state`]: the state folder, files kept before replacement, the run lock;
-//! - [`cli`]: the flags and exit codes every binary shares.
+//! - [`systemd`]: the user manager through `systemctl --user` (batched queries);
+//! - [`cli`]: the flags and exit codes every binary shares;
+//! - `sandbox` (feature `sandbox`): the throwaway host of the drill and the tests.
 //!
 //! See `docs/architecture.md` for the invariants.
 
@@ -17,6 +19,9 @@ pub mod fsx;
 pub mod manifest;
 pub mod output;
 pub mod report;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod secret;
 pub mod state;
 pub mod sys;
+pub mod systemd;

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use xshell::{Shell, cmd};
 
 use crate::host_packages;
-use crate::sandbox::{self, Sandbox};
+use common::sandbox::{Layout, Machine};
+
+use crate::sandbox;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
@@ -93,9 +95,9 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     let fixture = absolute(root, &args.fixture);
 
     let dir = tempfile::Builder::new().prefix("pi-drill-").tempdir()?;
-    let sandbox = Sandbox::new(dir.path());
+    let sandbox = Layout::new(dir.path());
     println!("drill: sandbox {} (private mount, network and PID namespaces)", sandbox.root.display());
-    make_origin(sh, &fixture, &sandbox.origin())?;
+    make_origin(sh, &fixture, &sandbox::origin(&sandbox))?;
 
     let me = std::env::current_exe()?;
     let mut ok = true;
@@ -112,7 +114,7 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
             "--phase".into(),
             format!("{phase:?}").to_lowercase(),
         ];
-        let argv = Sandbox::enter(phase == Phase::Offline, &inner);
+        let argv = common::sandbox::enter_argv(phase == Phase::Offline, &inner);
         let (program, rest) = argv.split_first().ok_or("empty unshare command")?;
         ok = succeeds(cmd!(sh, "{program} {rest...}"));
         if !ok {
@@ -181,7 +183,7 @@ fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
     Ok(())
 }
 
-fn record_time(sandbox: &Sandbox, name: &str, took: Duration) -> Result<()> {
+fn record_time(sandbox: &Layout, name: &str, took: Duration) -> Result<()> {
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(sandbox.root.join(TIMES_FILE))?;
     writeln!(file, "{name}\t{:.3}", took.as_secs_f64())?;
@@ -190,20 +192,23 @@ fn record_time(sandbox: &Sandbox, name: &str, took: Duration) -> Result<()> {
 
 /// The inner half, inside the namespaces.
 pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
-    let sandbox = Sandbox::new(&args.sandbox);
-    sandbox.user_env(sh)?;
-    let origin = format!("file://{}", sandbox.origin().display());
+    let sandbox = Layout::new(&args.sandbox);
+    let origin = format!("file://{}", sandbox::origin(&sandbox).display());
     sh.set_var("PI_CONFIG_URL", &origin);
-    sh.set_var("NGINX_PREFIX", sandbox.nginx_prefix());
-    sh.set_var("PI_BACKUP_REPO", sandbox.backup_repo());
-    sh.set_var("NO_COLOR", "1");
     let manifest = &args.manifest;
-    let _manager = if args.phase == Phase::Offline {
+    let _machine = if args.phase == Phase::Offline {
         let booted = Instant::now();
-        let manager = sandbox.boot(sh)?;
-        println!("\ndrill: offline phase: private network, systemd --user running after {}", secs(booted.elapsed()));
-        Some(manager)
+        let mut machine = Machine::boot(sandbox.clone())?;
+        // The machine's own nginx, running before the restore reaches it.
+        machine.start_nginx()?;
+        sandbox::user_env(sh, &sandbox, Some(&machine))?;
+        println!(
+            "\ndrill: offline phase: private network, nginx and systemd --user running after {}",
+            secs(booted.elapsed())
+        );
+        Some(machine)
     } else {
+        sandbox::user_env(sh, &sandbox, None)?;
         println!("\ndrill: online phase: the steps that fetch from package registries");
         // Step 1 of the restore order is the user's: clone the repo to get the tool.
         let started = Instant::now();

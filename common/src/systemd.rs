@@ -1,0 +1,148 @@
+//! The user's systemd manager, through `systemctl --user`: the state of many units in
+//! one call, and the few verbs the steps need (start, stop, restart, enable,
+//! daemon-reload), all through `exec`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::exec::{Cmd, ExecError};
+
+/// How long a `systemctl` call may take.
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why the user manager cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SystemdError {
+    /// `XDG_RUNTIME_DIR` is not set, so `systemctl --user` cannot find the manager.
+    #[error(
+        "XDG_RUNTIME_DIR is not set, so the systemd user manager cannot be reached: log in through a session (ssh or a console login sets it), or export XDG_RUNTIME_DIR=/run/user/$(id -u) when the manager runs (enable linger: loginctl enable-linger $USER)"
+    )]
+    NoRuntimeDir,
+    /// The manager does not answer.
+    #[error(
+        "the systemd user manager does not answer ({0}): is it running? With linger enabled (loginctl enable-linger $USER) it starts at boot; check `systemctl --user status`"
+    )]
+    Unreachable(String),
+    /// A systemctl command failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// What systemd says of one unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitState {
+    /// The unit name, such as `agents-database.service`.
+    pub id: String,
+    /// `loaded`, `not-found`, `bad-setting`, ...
+    pub load_state: String,
+    /// `active`, `inactive`, `failed`, `activating`, ...
+    pub active_state: String,
+    /// `running`, `dead`, `exited`, ...
+    pub sub_state: String,
+    /// `enabled`, `disabled`, `static`, ... (empty for units that do not exist)
+    pub unit_file_state: String,
+    /// The file the unit was loaded from.
+    pub fragment_path: String,
+    /// Every property asked for, by name.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl UnitState {
+    pub fn is_active(&self) -> bool {
+        self.active_state == "active"
+    }
+    pub fn exists(&self) -> bool {
+        self.load_state != "not-found"
+    }
+}
+
+/// The properties [`show`] always asks for.
+pub const BASE_PROPERTIES: &[&str] = &["Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "FragmentPath"];
+
+/// A `systemctl --user` command with a timeout.
+pub fn systemctl() -> Cmd {
+    Cmd::new("systemctl").arg("--user").timeout(TIMEOUT)
+}
+
+/// Fails with a clear message when the user manager cannot be reached.
+pub fn ensure_reachable() -> Result<(), SystemdError> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) {
+        return Err(SystemdError::NoRuntimeDir);
+    }
+    let out = systemctl().arg("is-system-running").output()?;
+    let state = out.stdout.trim();
+    match state {
+        "running" | "degraded" | "starting" | "initializing" | "maintenance" => Ok(()),
+        _ => Err(SystemdError::Unreachable(format!("{} {}", state, out.stderr.trim()).trim().to_owned())),
+    }
+}
+
+/// The state of every unit in `units`, in one `systemctl --user show` call.
+/// `extra` names more properties to read (e.g. `MainPID`).
+pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    if units.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut props: Vec<&str> = BASE_PROPERTIES.to_vec();
+    props.extend_from_slice(extra);
+    let out =
+        systemctl().arg("show").arg(format!("--property={}", props.join(","))).args(units.iter().cloned()).run()?;
+    Ok(parse_show(&out.stdout))
+}
+
+/// Parses `systemctl show` output: one block of `Key=Value` lines per unit, blocks
+/// separated by an empty line.
+pub fn parse_show(text: &str) -> Vec<UnitState> {
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let properties: BTreeMap<String, String> = block
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let get = |key: &str| properties.get(key).cloned().unwrap_or_default();
+            UnitState {
+                id: get("Id"),
+                load_state: get("LoadState"),
+                active_state: get("ActiveState"),
+                sub_state: get("SubState"),
+                unit_file_state: get("UnitFileState"),
+                fragment_path: get("FragmentPath"),
+                properties,
+            }
+        })
+        .collect()
+}
+
+/// Runs `systemctl --user VERB UNITS...` (start, stop, restart, enable, ...), one call
+/// for all units.
+pub fn act(verb: &str, units: &[String]) -> Result<(), SystemdError> {
+    if units.is_empty() {
+        return Ok(());
+    }
+    systemctl().arg(verb).args(units.iter().cloned()).run()?;
+    Ok(())
+}
+
+/// `systemctl --user daemon-reload`.
+pub fn daemon_reload() -> Result<(), SystemdError> {
+    systemctl().arg("daemon-reload").run()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_one_block_per_unit() {
+        let text = "Id=a.service\nLoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nFragmentPath=/h/.config/systemd/user/a.service\n\nId=b.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nFragmentPath=\n";
+        let units = parse_show(text);
+        assert_eq!(units.len(), 2);
+        assert!(units[0].is_active());
+        assert_eq!(units[0].unit_file_state, "enabled");
+        assert!(!units[1].exists());
+    }
+}
