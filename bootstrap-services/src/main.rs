@@ -1,12 +1,16 @@
-//! `bootstrap-services`: installs the host integration layer from the repo (today the
-//! managed shell blocks). Run it with `--check` to see what it would do.
+//! `bootstrap-services`: installs the host integration layer from the repo: env files,
+//! systemd user units, linger, nginx sites and shell blocks. Run it with `--check` to
+//! see what it would do.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{self, CommonArgs};
+use common::cli::{self, CommonArgs, Failure};
+use common::engine::Ctx;
+use common::state;
 
-/// Installs the host integration layer from the repo: managed shell blocks.
+/// Installs env files, systemd user units (restarting what changed), linger, nginx
+/// sites and shell blocks from the repo.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -14,8 +18,16 @@ struct Args {
     common: CommonArgs,
 }
 
+fn run(args: &Args) -> Result<i32, Failure> {
+    let manifest = args.common.load_manifest()?;
+    let home = state::home_from_env()?;
+    let ctx = Ctx::new(&home);
+    let _lock = if args.common.check { None } else { Some(ctx.state.lock()?) };
+    let report = bootstrap_services::run(&manifest, &ctx, &args.common.run_options())?;
+    Ok(cli::print(&report, &home, &args.common))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = cli::run_step(bootstrap_services::STEP, &args.common, bootstrap_services::plan);
-    cli::finish(bootstrap_services::STEP, result)
+    cli::finish(bootstrap_services::STEP, run(&args))
 }

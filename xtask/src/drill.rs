@@ -78,6 +78,49 @@ const STEPS: &[Step] = &[
     Step { bin: "bootstrap-validate", args: &[], phase: Phase::Offline, not_built: Some(6) },
 ];
 
+/// The secrets the drill exports, each a canary that must never leak.
+const CANARIES: &[(&str, &str)] = &[
+    ("TELEGRAM_BOT_TOKEN", "canary-telegram-token-3f9a1c"),
+    ("TELEGRAM_CHAT_ID", "canary-chat-id-77d2e0"),
+    ("ANTHROPIC_API_KEY", "canary-anthropic-key-b61e48"),
+];
+
+/// Where the canaries were found: in `output` (everything the steps printed), or in a
+/// file of the sandbox other than the env files that must hold them.
+fn canary_leaks(sandbox: &Layout, output: &str) -> Vec<String> {
+    let mut leaks = Vec::new();
+    if CANARIES.iter().any(|(_, v)| output.contains(v)) {
+        leaks.push("the steps' output".to_owned());
+    }
+    let home = sandbox.home();
+    let allowed = [home.join(".config/pi-telegram/telegram.env"), home.join(".config/pi/providers.env")];
+    let mut files = Vec::new();
+    walk_files(&sandbox.root, &mut files);
+    for file in files {
+        if allowed.contains(&file) || file.starts_with(home.join("pi-config/node_modules")) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        let text = String::from_utf8_lossy(&bytes);
+        if CANARIES.iter().any(|(_, v)| text.contains(v)) {
+            leaks.push(file.display().to_string());
+        }
+    }
+    leaks
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_files(&path, out),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+}
+
 /// Where the inner halves write each step's time, for the outer recap.
 const TIMES_FILE: &str = "drill-times.tsv";
 
@@ -196,6 +239,12 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     let origin = format!("file://{}", sandbox::origin(&sandbox).display());
     sh.set_var("PI_CONFIG_URL", &origin);
     let manifest = &args.manifest;
+    // The secrets the restore is given, as a user would export them: canaries that
+    // must never show up anywhere but in the env files.
+    for (name, value) in CANARIES {
+        sh.set_var(name, value);
+    }
+    let mut seen = String::new();
     let _machine = if args.phase == Phase::Offline {
         let booted = Instant::now();
         let mut machine = Machine::boot(sandbox.clone())?;
@@ -229,8 +278,12 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         let bin = args.bin_dir.join(step.bin);
         let step_args = step.args;
         let started = Instant::now();
-        let ok = succeeds(cmd!(sh, "{bin} {step_args...} --manifest {manifest}"));
+        let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest}").ignore_status().output()?;
         let took = started.elapsed();
+        let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        print!("{shown}");
+        seen.push_str(&shown);
+        let ok = out.status.success();
         println!("-- {} took {}", step.bin, secs(took));
         record_time(&sandbox, step.bin, took)?;
         if !ok {
@@ -251,6 +304,8 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         let bin = args.bin_dir.join(step.bin);
         let step_args = step.args;
         let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest} --json").ignore_status().output()?;
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let changed = json["summary"]["changed"].as_u64().unwrap_or(u64::MAX);
         let failures = json["summary"]["failed"].as_u64().unwrap_or(u64::MAX);
@@ -262,8 +317,21 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     }
     println!("\n== audit: the host must match the manifest");
     let audit = args.bin_dir.join("pi-config-audit");
-    if !succeeds(cmd!(sh, "{audit} --manifest {manifest} --quiet")) {
+    let out = cmd!(sh, "{audit} --manifest {manifest} --quiet").ignore_status().output()?;
+    let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    print!("{shown}");
+    seen.push_str(&shown);
+    if !out.status.success() {
         failed.push("pi-config-audit");
+    }
+
+    println!("\n== secrets: the canary values appear in no output, log or state file");
+    let leaks = canary_leaks(&sandbox, &seen);
+    if leaks.is_empty() {
+        println!("no canary found outside the env files");
+    } else {
+        println!("canary secrets leaked into: {}", leaks.join(", "));
+        failed.push("secrets");
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("drill failed: {}", failed.join(", ")).into()) }
 }
