@@ -24,6 +24,7 @@ use xshell::{Shell, cmd};
 use crate::host_packages;
 use common::sandbox::{Layout, Machine};
 
+use crate::restore::{self, STEPS};
 use crate::sandbox;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -59,24 +60,6 @@ pub struct InsideArgs {
     #[arg(long, value_enum)]
     phase: Phase,
 }
-
-/// One restore step in the documented order.
-struct Step {
-    bin: &'static str,
-    args: &'static [&'static str],
-    phase: Phase,
-    /// `None` when built; the issue that builds it otherwise.
-    not_built: Option<u32>,
-}
-
-/// The restore order of `docs/architecture.md` (step 1, the clone, is the user's).
-const STEPS: &[Step] = &[
-    Step { bin: "bootstrap-prereqs", args: &[], phase: Phase::Online, not_built: None },
-    Step { bin: "bootstrap-pi-config", args: &[], phase: Phase::Online, not_built: None },
-    Step { bin: "bootstrap-services", args: &[], phase: Phase::Offline, not_built: None },
-    Step { bin: "bootstrap-data", args: &["restore"], phase: Phase::Offline, not_built: Some(5) },
-    Step { bin: "bootstrap-validate", args: &[], phase: Phase::Offline, not_built: Some(6) },
-];
 
 /// The secrets the drill exports, each a canary that must never leak.
 const CANARIES: &[(&str, &str)] = &[
@@ -131,9 +114,8 @@ fn absolute(root: &Path, path: &Path) -> PathBuf {
 /// The outer half: build, prepare, run both phases in their namespaces, clean up.
 pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     host_packages::ensure(sh, host_packages::FOR_DRILL)?;
-    cmd!(sh, "cargo build --quiet --workspace --bins").run()?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let bin_dir = target.join("debug");
+    restore::build(sh)?;
+    let bin_dir = restore::bin_dir(root);
     let manifest = absolute(root, &args.manifest);
     let fixture = absolute(root, &args.fixture);
 
@@ -268,25 +250,16 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         None
     };
 
-    for (n, step) in STEPS.iter().enumerate().filter(|(_, s)| s.phase == args.phase) {
-        let title = format!("{}. {} {}", n + 2, step.bin, step.args.join(" "));
-        if let Some(issue) = step.not_built {
-            println!("\n== {} : not built yet (issue #{issue}), skipped", title.trim_end());
-            continue;
-        }
-        println!("\n== {}", title.trim_end());
-        let bin = args.bin_dir.join(step.bin);
-        let step_args = step.args;
-        let started = Instant::now();
-        let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest}").ignore_status().output()?;
-        let took = started.elapsed();
-        let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let flags = vec!["--manifest".to_owned(), manifest.display().to_string()];
+    for (n, step) in STEPS.iter().enumerate().filter(|(_, s)| s.online == (args.phase == Phase::Online)) {
+        println!("\n== {}. {} {}", n + 2, step.bin, step.args.join(" "));
+        let run = restore::run_step(sh, &args.bin_dir, step, &flags, true)?;
+        let shown = format!("{}{}", run.stdout, run.stderr);
         print!("{shown}");
         seen.push_str(&shown);
-        let ok = out.status.success();
-        println!("-- {} took {}", step.bin, secs(took));
-        record_time(&sandbox, step.bin, took)?;
-        if !ok {
+        println!("-- {} took {}", step.bin, secs(run.took));
+        record_time(&sandbox, step.bin, run.took)?;
+        if run.code != Some(0) {
             return Err(format!(
                 "{} failed; the restore stops here (fix it, then run the step again: what is in place is reported ok)",
                 step.bin
@@ -300,18 +273,18 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
 
     let mut failed = Vec::new();
     println!("\n== rerun: every step again, expecting zero changes");
-    for step in STEPS.iter().filter(|s| s.not_built.is_none()) {
-        let bin = args.bin_dir.join(step.bin);
-        let step_args = step.args;
-        let out = cmd!(sh, "{bin} {step_args...} --manifest {manifest} --json").ignore_status().output()?;
-        seen.push_str(&String::from_utf8_lossy(&out.stdout));
-        seen.push_str(&String::from_utf8_lossy(&out.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let json_flags = vec!["--manifest".to_owned(), manifest.display().to_string(), "--json".to_owned()];
+    for step in STEPS {
+        let run = restore::run_step(sh, &args.bin_dir, step, &json_flags, true)?;
+        seen.push_str(&run.stdout);
+        seen.push_str(&run.stderr);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout)
+            .map_err(|e| format!("{} printed no JSON report ({e}): {}{}", step.bin, run.stdout, run.stderr))?;
         let changed = json["summary"]["changed"].as_u64().unwrap_or(u64::MAX);
         let failures = json["summary"]["failed"].as_u64().unwrap_or(u64::MAX);
         let commands = json["commands"].as_array().map_or(0, Vec::len);
         println!("{}: changed={changed} failed={failures} commands={commands}", step.bin);
-        if changed != 0 || failures != 0 || commands != 0 || !out.status.success() {
+        if changed != 0 || failures != 0 || commands != 0 || run.code != Some(0) {
             failed.push(step.bin);
         }
     }

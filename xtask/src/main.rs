@@ -3,13 +3,17 @@
 //! - `test`: installs what the tests need on a fresh machine, then runs fmt, clippy and
 //!   the whole test suite (the drill included). This is the README's test command and
 //!   what `.ci/run` runs.
+//! - `restore`: runs the step binaries in the documented order, resumable.
 //! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
+//! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
 //!
 //! `main` builds one `xshell::Shell` at the project root and hands it to each task.
 
+mod docs;
 mod drill;
 mod host_packages;
+mod restore;
 mod sandbox;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +33,12 @@ struct Args {
 enum Task {
     /// Install what the tests need (apt), then run fmt, clippy and every test.
     Test,
+    /// Run the restore steps in order on this host; stop at a failure; resume later.
+    Restore(restore::RestoreArgs),
     /// Rehearse a full restore of the example host in a throwaway sandbox.
     Drill(drill::DrillArgs),
+    /// Render docs/bootstrap.md, docs/service-manifest.md, docs/backup-policy.md from a manifest.
+    Docs(docs::DocsArgs),
     /// Inside the sandbox: the part of the drill that runs in the namespaces.
     #[command(hide = true)]
     DrillInside(drill::InsideArgs),
@@ -76,7 +84,9 @@ fn main() -> ExitCode {
     sh.change_dir(&root);
     let result = match args.task {
         Task::Test => run_tests(&sh),
+        Task::Restore(restore_args) => restore::run(&sh, &root, &restore_args),
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
+        Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),
         Task::Schema => std::fs::write(schema_path(&root), schema_text()).map_err(Into::into),
     };

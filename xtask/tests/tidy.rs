@@ -59,3 +59,32 @@ fn the_committed_json_schema_matches_the_manifest_types() -> Result<(), Box<dyn 
     assert!(committed == generated, "docs/manifest.schema.json is stale: run `cargo xtask schema` and commit it");
     Ok(())
 }
+
+#[test]
+fn the_committed_host_docs_match_the_example_manifest() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["docs", "--check"])
+        .current_dir(root())
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+#[test]
+fn the_docs_check_fails_when_the_manifest_changes_and_the_docs_do_not() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let text = std::fs::read_to_string(root().join("examples/pi-host/pi-bootstrap.yaml"))?;
+    let changed = text.replace("max_age: \"26h\"", "max_age: \"12h\"");
+    assert_ne!(text, changed, "the example manifest no longer has the line this test edits");
+    let manifest = dir.path().join("pi-bootstrap.yaml");
+    std::fs::write(&manifest, changed)?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["docs", "--check", "--manifest", &manifest.display().to_string(), "--out", "docs"])
+        .current_dir(root())
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stale, run `cargo xtask docs` and commit"), "{stderr}");
+    assert!(stderr.contains("backup-policy.md"), "{stderr}");
+    Ok(())
+}
