@@ -18,6 +18,14 @@ pub use repo::GitRepo;
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-pi-config";
 
+/// Clones the pi-config repo, installs its dependencies, makes the declared folders and links the Pi config into place.
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+}
+
 /// The default mode of a declared folder.
 pub const DEFAULT_DIR_MODE: u32 = 0o755;
 

@@ -4,18 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{self, CommonArgs};
-
-/// Links the Pi config from the repo into place and makes the declared folders.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
+use common::cli;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = bootstrap_pi_config::Args::parse();
     let result = cli::run_step(bootstrap_pi_config::STEP, &args.common, bootstrap_pi_config::plan);
     cli::finish(bootstrap_pi_config::STEP, result)
 }

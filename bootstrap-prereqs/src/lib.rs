@@ -24,6 +24,14 @@ pub use version::{extract_version, satisfies};
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-prereqs";
 
+/// Installs and version-checks the tools the host needs (apt, npm, pipx, cargo, scripts).
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+}
+
 /// How long a check command may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -3,18 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{self, CommonArgs, Failure};
+use common::cli::{self, Failure};
 use common::state;
 
-/// Installs and version-checks the tools the host needs (apt, npm, pipx, cargo, scripts).
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-fn run(args: &Args) -> Result<i32, Failure> {
+fn run(args: &bootstrap_prereqs::Args) -> Result<i32, Failure> {
     let manifest = args.common.load_manifest()?;
     let home = state::home_from_env()?;
     let prereqs = bootstrap_prereqs::select(&manifest, &args.common.only)?;
@@ -24,6 +16,6 @@ fn run(args: &Args) -> Result<i32, Failure> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = bootstrap_prereqs::Args::parse();
     cli::finish(bootstrap_prereqs::STEP, run(&args))
 }

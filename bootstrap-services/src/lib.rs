@@ -32,6 +32,14 @@ pub use units::{ServicesState, USER_UNIT_DIR, UnitFile, fingerprint, unit_files,
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-services";
 
+/// Installs env files, systemd user units (restarting what changed), linger, nginx sites and shell blocks from the repo.
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+}
+
 /// Fault injection for tests: `PI_BOOTSTRAP_CRASH_AT=NAME` kills the process at the
 /// named point, as a power cut or a `kill -9` would.
 fn crash_point(name: &str) {

@@ -5,20 +5,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{self, CommonArgs, Failure};
+use common::cli::{self, Failure};
 use common::engine::Ctx;
 use common::state;
 
-/// Installs env files, systemd user units (restarting what changed), linger, nginx
-/// sites and shell blocks from the repo.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-fn run(args: &Args) -> Result<i32, Failure> {
+fn run(args: &bootstrap_services::Args) -> Result<i32, Failure> {
     let manifest = args.common.load_manifest()?;
     let home = state::home_from_env()?;
     let ctx = Ctx::new(&home);
@@ -28,6 +19,6 @@ fn run(args: &Args) -> Result<i32, Failure> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = bootstrap_services::Args::parse();
     cli::finish(bootstrap_services::STEP, run(&args))
 }

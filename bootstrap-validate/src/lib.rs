@@ -1,7 +1,109 @@
-//! `bootstrap-validate` runs the restore checklist. Not built yet: issue #6.
+//! Restore step 7: does the host work? One answer from every check the manifest
+//! implies, without writing any of them twice:
+//!
+//! - `prereq:NAME`: the prerequisite's check command runs (with its `env`) and its
+//!   version meets the requirement;
+//! - `service:NAME`: systemd's state (one batched query for all units; a `job`'s timers
+//!   must be active and its last run must not have failed) and the declared HTTP, TCP
+//!   or command health check;
+//! - `route:SITE:N`: each nginx route answers with its status and body (N from 1);
+//! - `check:NAME`: the manifest's `validate` list (commands with an exit code and an
+//!   output pattern, run in a folder with an environment; HTTP with a status and a body
+//!   pattern; files that must exist).
+//!
+//! The checks run in parallel, each with its own timeout, so a run takes about as long
+//! as the slowest check; a hanging check is killed and reported as timed out.
+//! Prerequisites, files and services start at once; routes and the `validate` commands
+//! and HTTP checks, which go through the services, start as soon as every service has
+//! answered (a service just started is given until its deadline to listen). Nothing is
+//! changed: `--check` is accepted and means the same.
+
+mod junit;
+mod plan;
+mod probe;
+mod runner;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::report::{Item, Report, Status};
+
+pub use plan::{
+    Check, CommandProbe, DEFAULT_TIMEOUT, Health, HttpProbe, PrereqProbe, Probe, ServiceProbe, plan, select,
+};
+pub use probe::{Evidence, Finding};
+pub use runner::{Outcome, Run, run};
 
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-validate";
 
-/// Why the step does nothing yet, for its binary to report as a failure.
-pub const NOT_BUILT: &str = "this step is not built yet (issue #6): nothing was checked or changed";
+/// Runs the restore checklist: versions, service health, routes, the manifest's checks.
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+    /// Also write the results as JUnit XML to FILE (for CI).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// How long a check may take when the manifest sets no timeout for it.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// How long a check took, as the human report and `detail` show it.
+fn took(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+impl Run {
+    /// The report: one item per check, `detail` = its time, then what it found (for a
+    /// failure: what was expected, what came back).
+    pub fn report(&self, check: bool) -> Report {
+        let mut report = Report::new(STEP, check);
+        for (c, outcome) in self.checks.iter().zip(&self.outcomes) {
+            let finding = &outcome.finding;
+            let mut detail = format!("{}, {}", took(outcome.duration), finding.summary);
+            if let Some(evidence) = &finding.evidence {
+                detail.push_str(&format!("; {}: {:?}", evidence.label, evidence.text));
+            }
+            report.push(Item {
+                id: c.id.clone(),
+                kind: c.kind.to_owned(),
+                status: if finding.ok { Status::Ok } else { Status::Failed },
+                path: c.path().map(Path::to_path_buf),
+                detail,
+                diff: None,
+            });
+        }
+        report
+    }
+
+    /// One line for the end of a run: how many checks, how long, the slowest.
+    pub fn recap(&self) -> String {
+        let slowest = self
+            .checks
+            .iter()
+            .zip(&self.outcomes)
+            .max_by_key(|(_, o)| o.duration)
+            .map(|(c, o)| format!("; slowest {} ({})", c.id, took(o.duration)))
+            .unwrap_or_default();
+        format!("{STEP}: {} checks in parallel took {}{slowest}", self.checks.len(), took(self.took))
+    }
+
+    /// Did every check pass?
+    pub fn passed(&self) -> bool {
+        self.outcomes.iter().all(|o| o.finding.ok)
+    }
+
+    /// The results as JUnit XML: a testsuite, a testcase per check, a failure per check
+    /// that did not pass.
+    pub fn junit(&self, host: Option<&str>) -> String {
+        junit::render(self, host)
+    }
+
+    /// Writes the JUnit XML to `path`, atomically.
+    pub fn write_junit(&self, path: &Path, host: Option<&str>) -> std::io::Result<()> {
+        common::fsx::write_atomic(path, self.junit(host).as_bytes(), None)
+    }
+}

@@ -243,6 +243,11 @@ impl Cmd {
             .wait_timeout(self.timeout)
             .map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
         let Some(status) = status else {
+            // The whole tree: a `sh -c` whose `sleep` outlives it would keep running
+            // and hold the output pipes open.
+            for pid in crate::sys::descendants(child.id()) {
+                crate::sys::kill(pid);
+            }
             let _ = child.kill();
             let _ = child.wait();
             let grace = Duration::from_millis(500);
@@ -316,9 +321,9 @@ mod tests {
     }
 
     #[test]
-    fn a_hanging_command_is_killed_at_its_timeout() {
+    fn a_hanging_shell_and_its_children_are_killed_at_the_timeout() {
         let err = Cmd::new("sh")
-            .args(["-c", "echo started; exec sleep 30"])
+            .args(["-c", "echo started; sleep 30; echo never"])
             .timeout(Duration::from_millis(300))
             .output()
             .err();

@@ -40,6 +40,21 @@ pub struct DrillArgs {
     /// Keep the sandbox folder afterwards (for a look at what the restore made).
     #[arg(long)]
     keep: bool,
+    /// After the restore, time N no-op runs of every step and of the audit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    bench: u32,
+}
+
+impl DrillArgs {
+    /// The example host, with `n` no-op runs of every step timed after the restore.
+    pub fn bench(n: u32) -> DrillArgs {
+        DrillArgs {
+            manifest: "examples/pi-host/pi-bootstrap.yaml".into(),
+            fixture: "examples/pi-host/pi-config".into(),
+            keep: false,
+            bench: n,
+        }
+    }
 }
 
 /// Which half of the drill runs inside.
@@ -59,10 +74,13 @@ pub struct InsideArgs {
     manifest: PathBuf,
     #[arg(long, value_enum)]
     phase: Phase,
+    #[arg(long, default_value_t = 0)]
+    bench: u32,
 }
 
 /// The secrets the drill exports, each a canary that must never leak.
 const CANARIES: &[(&str, &str)] = &[
+    ("RESTIC_PASSWORD", RESTIC_PASSWORD),
     ("TELEGRAM_BOT_TOKEN", "canary-telegram-token-3f9a1c"),
     ("TELEGRAM_CHAT_ID", "canary-chat-id-77d2e0"),
     ("ANTHROPIC_API_KEY", "canary-anthropic-key-b61e48"),
@@ -76,7 +94,11 @@ fn canary_leaks(sandbox: &Layout, output: &str) -> Vec<String> {
         leaks.push("the steps' output".to_owned());
     }
     let home = sandbox.home();
-    let allowed = [home.join(".config/pi-telegram/telegram.env"), home.join(".config/pi/providers.env")];
+    let allowed = [
+        home.join(".config/pi-telegram/telegram.env"),
+        home.join(".config/pi/providers.env"),
+        home.join(".config/pi-bootstrap/restic-password"),
+    ];
     let mut files = Vec::new();
     walk_files(&sandbox.root, &mut files);
     for file in files {
@@ -102,6 +124,105 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
             _ => {}
         }
     }
+}
+
+/// The restic password the drill's user keeps in a password manager: a canary too.
+const RESTIC_PASSWORD: &str = "canary-restic-password-c4e2f1";
+
+/// The example's durable data, as the old host would have had it: a real database
+/// written through the agents-database service, task files, outputs, a Pi session and
+/// credentials.
+fn seed_data(sh: &Shell, home: &Path) -> Result<()> {
+    cmd!(sh, "agents-db add planner --role plans").quiet().ignore_stdout().run()?;
+    cmd!(sh, "agents-db add reviewer --role reviews").quiet().ignore_stdout().run()?;
+    let files = [
+        ("pi-config/work/tasks/restore-drill.json", "{\"name\": \"restore-drill\", \"phase\": \"review\"}\n"),
+        ("pi-config/outputs/report.md", "# What the agents made\n"),
+        (".pi/agent/sessions/2026-11-25T10-00-00.jsonl", "{\"role\": \"user\", \"content\": \"hello\"}\n"),
+        (".pi/agent/auth.json", "{\"anthropic\": {\"type\": \"api_key\"}}\n"),
+    ];
+    for (rel, content) in files {
+        let path = home.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, content)?;
+    }
+    common::fsx::set_mode(&home.join(".pi/agent/auth.json"), 0o600)?;
+    Ok(())
+}
+
+/// Every path the example must back up, expanded in the sandbox.
+fn backup_paths(sandbox: &Layout) -> Vec<PathBuf> {
+    let home = sandbox.home();
+    [
+        "pi-config/agents-database",
+        "pi-config/work",
+        "pi-config/outputs",
+        ".pi/agent/sessions",
+        ".pi/agent/auth.json",
+        ".config/pi-telegram",
+        ".config/pi",
+    ]
+    .iter()
+    .map(|rel| home.join(rel))
+    .collect()
+}
+
+/// Content and mode of every file and folder under `paths`.
+fn data_fingerprint(paths: &[PathBuf]) -> std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            walk_files(path, &mut files);
+        } else if path.is_file() {
+            files.push(path.clone());
+        }
+    }
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let mode = std::fs::metadata(&f).ok()?.permissions().mode() & 0o7777;
+            Some((f.clone(), (mode, std::fs::read(&f).ok()?)))
+        })
+        .collect()
+}
+
+/// Seeds the data, backs it up with `bootstrap-data backup`, and throws it away.
+/// Returns the fingerprint of the data as backed up, and what the backup printed.
+fn data_round_trip_start(
+    sh: &Shell,
+    sandbox: &Layout,
+    bin_dir: &Path,
+    manifest: &Path,
+) -> Result<(std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)>, String)> {
+    let home = sandbox.home();
+    println!("\n== the old host's data: seeded, backed up, then lost");
+    seed_data(sh, &home)?;
+    let password = home.join(".config/pi-bootstrap/restic-password");
+    common::fsx::write_atomic(&password, format!("{RESTIC_PASSWORD}\n").as_bytes(), Some(0o600))?;
+    let bin = bin_dir.join("bootstrap-data");
+    let out = cmd!(sh, "{bin} backup --manifest {manifest}").ignore_status().output()?;
+    let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    print!("{shown}");
+    if !out.status.success() {
+        return Err("bootstrap-data backup failed".into());
+    }
+    let paths = backup_paths(sandbox);
+    let before = data_fingerprint(&paths);
+    for path in &paths {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)?.flatten() {
+                let p = entry.path();
+                if p.is_dir() { std::fs::remove_dir_all(&p)? } else { std::fs::remove_file(&p)? }
+            }
+        } else if path.exists() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    println!("backed up {} files and folders, then removed them", before.len());
+    Ok((before, shown))
 }
 
 /// Where the inner halves write each step's time, for the outer recap.
@@ -138,6 +259,8 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
             manifest.display().to_string(),
             "--phase".into(),
             format!("{phase:?}").to_lowercase(),
+            "--bench".into(),
+            args.bench.to_string(),
         ];
         let argv = common::sandbox::enter_argv(phase == Phase::Offline, &inner);
         let (program, rest) = argv.split_first().ok_or("empty unshare command")?;
@@ -223,10 +346,11 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     let manifest = &args.manifest;
     // The secrets the restore is given, as a user would export them: canaries that
     // must never show up anywhere but in the env files.
-    for (name, value) in CANARIES {
+    for (name, value) in CANARIES.iter().filter(|(name, _)| *name != "RESTIC_PASSWORD") {
         sh.set_var(name, value);
     }
     let mut seen = String::new();
+    let mut data_before = None;
     let _machine = if args.phase == Phase::Offline {
         let booted = Instant::now();
         let mut machine = Machine::boot(sandbox.clone())?;
@@ -266,6 +390,26 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
             )
             .into());
         }
+        if step.bin == "bootstrap-services" {
+            // The host runs: give it the data a real one has, back it up, and lose it,
+            // so the data restore that follows has real work to do.
+            let (before, shown) = data_round_trip_start(sh, &sandbox, &args.bin_dir, manifest)?;
+            seen.push_str(&shown);
+            data_before = Some(before);
+        }
+    }
+    if let Some(before) = &data_before {
+        println!("\n== the data is back, byte for byte");
+        let after = data_fingerprint(&backup_paths(&sandbox));
+        let lost: Vec<String> = before
+            .iter()
+            .filter(|(path, print)| after.get(*path) != Some(print))
+            .map(|(path, _)| path.display().to_string())
+            .collect();
+        if !lost.is_empty() {
+            return Err(format!("after the restore these differ from the backup: {}", lost.join(", ")).into());
+        }
+        println!("{} files and folders identical (content and mode)", before.len());
     }
     if args.phase == Phase::Online {
         return Ok(());
@@ -306,7 +450,35 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         println!("canary secrets leaked into: {}", leaks.join(", "));
         failed.push("secrets");
     }
+    if failed.is_empty() && args.bench > 0 {
+        bench_noop(sh, args, &json_flags)?;
+    }
     if failed.is_empty() { Ok(()) } else { Err(format!("drill failed: {}", failed.join(", ")).into()) }
+}
+
+/// Times `args.bench` no-op runs of every step and of the audit on the restored host.
+fn bench_noop(sh: &Shell, args: &InsideArgs, flags: &[String]) -> Result<()> {
+    println!("\n== benchmark: {} no-op runs of each step on the restored host (min / mean)", args.bench);
+    let audit = restore::Step { bin: "pi-config-audit", args: &[], online: false };
+    let mut total_min = Duration::ZERO;
+    for step in STEPS.iter().chain(std::iter::once(&audit)) {
+        let mut times = Vec::new();
+        for _ in 0..args.bench {
+            let run = restore::run_step(sh, &args.bin_dir, step, flags, true)?;
+            if run.code != Some(0) {
+                return Err(format!("{} was not a no-op: {}{}", step.bin, run.stdout, run.stderr).into());
+            }
+            times.push(run.took);
+        }
+        let min = times.iter().min().copied().unwrap_or_default();
+        let mean = times.iter().sum::<Duration>() / args.bench.max(1);
+        if step.bin != audit.bin {
+            total_min += min;
+        }
+        println!("   {:<22} {:>8.1} ms {:>8.1} ms", step.bin, min.as_secs_f64() * 1e3, mean.as_secs_f64() * 1e3);
+    }
+    println!("   {:<22} {:>8.1} ms", "no-op restore (sum)", total_min.as_secs_f64() * 1e3);
+    Ok(())
 }
 
 fn secs(d: Duration) -> String {

@@ -25,6 +25,8 @@ pub const FOR_TESTS: &[Needed] = &[
     need("nginx", "nginx-light"),
     need("restic", "restic"),
     need("tmux", "tmux"),
+    // bootstrap-validate's tests check the JUnit file against a JUnit schema.
+    need("xmllint", "libxml2-utils"),
 ];
 
 /// What `cargo xtask drill` needs.

@@ -7,6 +7,7 @@
 //! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
+//! - `bench`: the criterion benchmarks, and no-op runs of every step on a restored host.
 //!
 //! `main` builds one `xshell::Shell` at the project root and hands it to each task.
 
@@ -44,6 +45,9 @@ enum Task {
     DrillInside(drill::InsideArgs),
     /// Write docs/manifest.schema.json from the manifest's Rust types.
     Schema,
+    /// Run the criterion benchmarks, then time no-op runs of every step on a restored
+    /// example host (in the drill's sandbox).
+    Bench,
 }
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
@@ -71,6 +75,11 @@ fn run_tests(sh: &Shell) -> Result<()> {
     Ok(())
 }
 
+fn run_benches(sh: &Shell, root: &Path) -> Result<()> {
+    cmd!(sh, "cargo bench --workspace --quiet").run()?;
+    drill::run(sh, root, &drill::DrillArgs::bench(5))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let sh = match Shell::new() {
@@ -88,6 +97,7 @@ fn main() -> ExitCode {
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
         Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),
+        Task::Bench => run_benches(&sh, &root),
         Task::Schema => std::fs::write(schema_path(&root), schema_text()).map_err(Into::into),
     };
     match result {
