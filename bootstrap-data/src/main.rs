@@ -1,11 +1,13 @@
-//! `bootstrap-data`: backs up and restores the durable data with restic.
+//! `bootstrap-data`: backs up, restores and checks the durable data with restic.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use common::cli::{self, CommonArgs, Failure};
+use common::engine::Ctx;
+use common::state;
 
-/// Backs up and restores the durable data with restic.
+/// Backs up, restores and checks the durable data with restic.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
@@ -25,14 +27,23 @@ enum Action {
         #[arg(long)]
         force: bool,
     },
-    /// Per must-back-up path, its newest snapshot and its age.
+    /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
     Status,
 }
 
 fn run(args: &Args) -> Result<i32, Failure> {
-    args.common.load_manifest()?;
-    let _ = &args.action;
-    Err(Failure::Run(bootstrap_data::NOT_BUILT.to_owned()))
+    let manifest = args.common.load_manifest()?;
+    let home = state::home_from_env()?;
+    let ctx = Ctx::new(&home);
+    let force = matches!(args.action, Action::Restore { force: true });
+    let c = &args.common;
+    let options = bootstrap_data::Options { check: c.check, force, only: c.only.clone(), verbosity: c.verbosity() };
+    let report = match args.action {
+        Action::Backup => bootstrap_data::backup(&manifest, &ctx, &options)?,
+        Action::Restore { .. } => bootstrap_data::restore(&manifest, &ctx, &options)?,
+        Action::Status => bootstrap_data::status(&manifest, &ctx, &options)?,
+    };
+    Ok(cli::print(&report, &home, &args.common))
 }
 
 fn main() -> ExitCode {

@@ -36,6 +36,8 @@ pub const FOR_DRILL: &[Needed] = &[
     need("ip", "iproute2"),
     need("systemctl", "systemd"),
     need("python3", "python3"),
+    need("restic", "restic"),
+    need("nginx", "nginx-light"),
 ];
 
 fn on_path(command: &str) -> bool {

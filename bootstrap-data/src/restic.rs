@@ -1,0 +1,468 @@
+//! restic, the backup engine: the one module that knows its command line, its JSON
+//! and its error messages.
+//!
+//! The repository is any restic repository (a folder, `sftp:`, `s3:`, `rest:`); it is
+//! given through `RESTIC_REPOSITORY` and the password through `RESTIC_PASSWORD_FILE`,
+//! never on a command line, so neither shows in a process list or in the commands a
+//! report lists. The password is read once to check the file and to register it for
+//! redaction; a password inside a repository url is registered too. Queries run with
+//! `--no-lock` (they never write to the repository) and, for observe-only runs, with
+//! `--no-cache` (they never write to HOME). The cache is `~/.cache/restic` unless
+//! `RESTIC_CACHE_DIR` says otherwise, so a temporary HOME holds everything.
+//!
+//! Written for restic 0.14 (Debian 12); nothing newer is needed.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::exec::{self, Cmd, ExecError, Output};
+use common::manifest::Backup;
+use common::report::tilde;
+use common::secret;
+use serde::Deserialize;
+
+use crate::clock;
+use crate::paths::{self, BackupSet, within};
+
+/// How long a query (snapshots, ls, cat, init) may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long a backup or a restore may take: a first backup to a remote repository
+/// can take hours.
+const DATA_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Why restic could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResticError {
+    /// restic is not on PATH.
+    #[error("restic is not installed (not found on PATH): bootstrap-prereqs installs it")]
+    NotInstalled,
+    /// The password file is missing, open to others, empty or unreadable.
+    #[error("{0}")]
+    PasswordFile(String),
+    /// The repository does not open with this password.
+    #[error("the restic repository {repo} does not open with the password in {file}: wrong password ({restic})")]
+    WrongPassword { repo: String, file: String, restic: String },
+    /// There is no repository at that location.
+    #[error("there is no restic repository at {repo} ({restic})")]
+    Missing { repo: String, restic: String },
+    /// Anything else restic refused: unreachable, locked, ... (restic's own words).
+    #[error("restic failed on the repository {repo}: {restic}")]
+    Failed { repo: String, restic: String },
+    /// restic could not run or did not finish in time.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+impl ResticError {
+    /// Could a later step (prereqs) make this go away? Then `--check` on a fresh host
+    /// says what it would do instead of failing.
+    pub fn is_not_installed(&self) -> bool {
+        matches!(self, ResticError::NotInstalled | ResticError::Exec(ExecError::NotFound { .. }))
+    }
+}
+
+/// A snapshot, from `restic snapshots --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub short_id: String,
+    /// RFC 3339 with the offset of the machine that made it.
+    pub time: String,
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// The exclude patterns it was made with.
+    #[serde(default)]
+    pub excludes: Option<Vec<String>>,
+}
+
+impl Snapshot {
+    /// When it was made; `None` when restic wrote a time this cannot read.
+    pub fn when(&self) -> Option<SystemTime> {
+        clock::parse_rfc3339(&self.time)
+    }
+
+    /// Does it cover `path`: one of its paths holds it and none of its excludes does?
+    /// (Whether the path existed when the snapshot was made is for `ls` to say.)
+    pub fn covers(&self, path: &Path) -> bool {
+        self.paths.iter().any(|p| within(path, p))
+            && !self.excludes.iter().flatten().any(|e| within(path, &paths::unpattern(e)))
+    }
+}
+
+/// The newest of `snapshots` that covers `path`.
+pub fn newest_covering<'s>(snapshots: &'s [Snapshot], path: &Path) -> Option<&'s Snapshot> {
+    snapshots.iter().filter(|s| s.covers(path)).max_by_key(|s| s.when())
+}
+
+/// A file or folder of a snapshot, from `restic ls --json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Node {
+    pub path: PathBuf,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+/// What `restic ls` says of one path of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InSnapshot {
+    /// The snapshot has nothing at the path (it did not exist then).
+    Absent,
+    /// A folder with nothing in it.
+    EmptyFolder,
+    /// A file, a link, or a folder with something in it.
+    Data,
+}
+
+/// What one `restic backup` made.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOutcome {
+    /// The new snapshot's short id.
+    pub snapshot: String,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    pub data_added: u64,
+    /// Files restic could not read (the snapshot was made without them): path, why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BackupMessage {
+    message_type: String,
+    #[serde(default)]
+    snapshot_id: String,
+    #[serde(default)]
+    files_new: u64,
+    #[serde(default)]
+    files_changed: u64,
+    #[serde(default)]
+    files_unmodified: u64,
+    #[serde(default)]
+    data_added: u64,
+    #[serde(default)]
+    item: String,
+    #[serde(default)]
+    during: String,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+/// One restic repository, with its password file checked and registered.
+#[derive(Debug, Clone)]
+pub struct Restic {
+    repository: String,
+    password_file: PathBuf,
+    home: PathBuf,
+    no_cache: bool,
+}
+
+impl Restic {
+    /// Checks that restic is installed and the password file is usable (a file, not
+    /// open to others, not empty), and registers the password (and any password in the
+    /// repository url) as a secret. `observe_only` runs use no cache.
+    pub fn open(backup: &Backup, home: &Path, observe_only: bool) -> Result<Restic, ResticError> {
+        if !exec::is_installed("restic") {
+            return Err(ResticError::NotInstalled);
+        }
+        let repository = backup.repository.value.clone();
+        if let Some(password) = url_password(&repository) {
+            secret::register(password);
+        }
+        let password_file = backup.password_file.path().to_path_buf();
+        let restic = Restic { repository, password_file, home: home.to_path_buf(), no_cache: observe_only };
+        restic.check_password_file()?;
+        Ok(restic)
+    }
+
+    fn check_password_file(&self) -> Result<(), ResticError> {
+        let shown = self.file_shown();
+        fn fail<T>(why: String) -> Result<T, ResticError> {
+            Err(ResticError::PasswordFile(why))
+        }
+        let meta = match std::fs::metadata(&self.password_file) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return fail(format!(
+                    "the restic password file {shown} does not exist: put the repository's password in it (mode 0600), from where you keep it outside this host"
+                ));
+            }
+            Err(e) => return fail(format!("cannot read the restic password file {shown}: {e}")),
+        };
+        if !meta.is_file() {
+            return fail(format!("the restic password file {shown} is not a file"));
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return fail(format!(
+                "the restic password file {shown} is open to others (mode {mode:04o}): chmod 600 {shown}"
+            ));
+        }
+        let text = std::fs::read_to_string(&self.password_file)
+            .or_else(|e| fail(format!("cannot read the restic password file {shown}: {e}")))?;
+        // restic takes the whole file, trimmed; each line is registered too, so no
+        // part of a password of several lines can show.
+        let password = text.trim();
+        if password.is_empty() {
+            return fail(format!("the restic password file {shown} is empty: put the repository's password in it"));
+        }
+        secret::register(password);
+        text.lines().map(str::trim).for_each(secret::register);
+        Ok(())
+    }
+
+    /// The repository as it may be shown: a password in its url is hidden.
+    pub fn repository_shown(&self) -> String {
+        secret::redact(&self.repository)
+    }
+
+    /// The repository as it may be shown, unless it is a local folder (which reports
+    /// show as the item's path).
+    pub fn remote_shown(&self) -> Option<String> {
+        if self.local_folder().is_some() { None } else { Some(self.repository_shown()) }
+    }
+
+    /// The repository's folder, when it is a local one.
+    pub fn local_folder(&self) -> Option<PathBuf> {
+        local_folder(&self.repository)
+    }
+
+    fn file_shown(&self) -> String {
+        tilde(&self.password_file, &self.home)
+    }
+
+    fn cmd(&self, subcommand: &str) -> Cmd {
+        let mut cmd = Cmd::new("restic")
+            .arg(subcommand)
+            .env("RESTIC_REPOSITORY", &self.repository)
+            .env("RESTIC_PASSWORD_FILE", self.password_file.display().to_string())
+            .env_remove("RESTIC_PASSWORD")
+            .env_remove("RESTIC_PASSWORD_COMMAND")
+            .env_remove("RESTIC_REPOSITORY_FILE")
+            .timeout(QUERY_TIMEOUT);
+        if self.no_cache {
+            cmd = cmd.arg("--no-cache");
+        } else if std::env::var_os("RESTIC_CACHE_DIR").is_none_or(|v| v.is_empty()) {
+            cmd = cmd.env("RESTIC_CACHE_DIR", self.home.join(".cache/restic").display().to_string());
+        }
+        cmd
+    }
+
+    /// What restic said, in its own words, as the error it means.
+    fn error(&self, out: &Output) -> ResticError {
+        let text = if out.stderr.trim().is_empty() { out.stdout.as_str() } else { out.stderr.as_str() };
+        let mut lines: Vec<&str> = Vec::new();
+        let mut skip_next = false;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if skip_next {
+                skip_next = false;
+            } else if line.starts_with("Is there a repository at the following location?") {
+                // restic echoes the location on the next line: it is in the message already.
+                skip_next = true;
+            } else {
+                lines.push(line);
+            }
+        }
+        let tail = lines.len().saturating_sub(6);
+        let restic = format!("restic: {}", lines[tail..].join("; "));
+        let restic = if lines.is_empty() { format!("restic exited with {:?}", out.code) } else { restic };
+        let repo = self.repository_shown();
+        if text.contains("wrong password or no key found") {
+            ResticError::WrongPassword { repo, file: self.file_shown(), restic }
+        } else if text.contains("Is there a repository at the following location?")
+            && ["no such file or directory", "does not exist", "404", "NoSuchKey", "NoSuchBucket", "Not Found"]
+                .iter()
+                .any(|m| text.contains(m))
+        {
+            ResticError::Missing { repo, restic }
+        } else {
+            ResticError::Failed { repo, restic }
+        }
+    }
+
+    fn query(&self, cmd: &Cmd) -> Result<Output, ResticError> {
+        let out = cmd.output()?;
+        if out.success() { Ok(out) } else { Err(self.error(&out)) }
+    }
+
+    /// Is there a repository, and does it open with the password? `Ok(false)` only when
+    /// restic says there is no repository at all.
+    pub fn exists(&self) -> Result<bool, ResticError> {
+        match self.query(&self.cmd("cat").args(["config", "--no-lock"])) {
+            Ok(_) => Ok(true),
+            Err(ResticError::Missing { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the repository; returns the command run, for the report.
+    pub fn init(&self) -> Result<String, ResticError> {
+        let cmd = self.cmd("init");
+        self.query(&cmd)?;
+        Ok(cmd.to_string())
+    }
+
+    /// Every snapshot of the repository, in one call.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>, ResticError> {
+        let out = self.query(&self.cmd("snapshots").args(["--json", "--no-lock"]))?;
+        let text = out.stdout.trim();
+        if text.is_empty() || text == "null" {
+            return Ok(Vec::new());
+        }
+        serde_json::from_str(text).map_err(|e| ResticError::Failed {
+            repo: self.repository_shown(),
+            restic: format!("cannot read the snapshot list restic printed: {e}"),
+        })
+    }
+
+    /// What `snapshot` holds at each of `paths`, in one call (`restic ls` lists each
+    /// folder and what is directly in it).
+    pub fn ls(&self, snapshot: &str, paths: &[PathBuf]) -> Result<BTreeMap<PathBuf, InSnapshot>, ResticError> {
+        let cmd =
+            self.cmd("ls").args(["--json", "--no-lock", snapshot]).args(paths.iter().map(|p| p.display().to_string()));
+        let out = self.query(&cmd)?;
+        let nodes: Vec<Node> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("\"struct_type\":\"node\""))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let found = paths
+            .iter()
+            .map(|path| {
+                let Some(node) = nodes.iter().find(|n| n.path == *path) else {
+                    return (path.clone(), InSnapshot::Absent);
+                };
+                let has_children = nodes.iter().any(|n| n.path.parent() == Some(path.as_path()));
+                let what = if node.kind == "dir" && !has_children { InSnapshot::EmptyFolder } else { InSnapshot::Data };
+                (path.clone(), what)
+            })
+            .collect();
+        Ok(found)
+    }
+
+    /// One snapshot of `set`, for `host`. Returns what it made and the command run.
+    pub fn backup(&self, host: &str, set: &BackupSet) -> Result<(BackupOutcome, String), ResticError> {
+        // Tagged with the tool and the host name; restore and status select by the host.
+        let mut cmd = self
+            .cmd("backup")
+            .args(["--json", "--host", host, "--tag", crate::TAG, "--tag", host])
+            .timeout(DATA_TIMEOUT);
+        for exclude in &set.excludes {
+            cmd = cmd.arg("--exclude").arg(paths::pattern(&exclude.path));
+        }
+        cmd = cmd.args(set.targets.iter().map(|t| t.display().to_string()));
+        let out = cmd.output()?;
+        // 0: done; 3: the snapshot was made, but some files could not be read.
+        if !matches!(out.code, Some(0 | 3)) {
+            return Err(self.error(&out));
+        }
+        let mut outcome = BackupOutcome::default();
+        for line in out.stdout.lines().chain(out.stderr.lines()) {
+            let Ok(message) = serde_json::from_str::<BackupMessage>(line) else { continue };
+            match message.message_type.as_str() {
+                "summary" => {
+                    outcome.snapshot = message.snapshot_id;
+                    outcome.files_new = message.files_new;
+                    outcome.files_changed = message.files_changed;
+                    outcome.files_unmodified = message.files_unmodified;
+                    outcome.data_added = message.data_added;
+                }
+                "error" => {
+                    let why = match message.error {
+                        Some(serde_json::Value::String(text)) => text,
+                        _ => format!("cannot read it (during {})", message.during),
+                    };
+                    outcome.unreadable.push((PathBuf::from(message.item), why));
+                }
+                _ => {}
+            }
+        }
+        if outcome.snapshot.is_empty() {
+            return Err(ResticError::Failed {
+                repo: self.repository_shown(),
+                restic: format!("restic backup printed no summary: {}", out.tail()),
+            });
+        }
+        if out.code == Some(3) && outcome.unreadable.is_empty() {
+            outcome.unreadable.push((PathBuf::new(), out.stderr.trim().to_owned()));
+        }
+        Ok((outcome, cmd.to_string()))
+    }
+
+    /// Restores `path` of `snapshot` under `target` (the path's absolute location
+    /// inside it). Returns the command run.
+    pub fn restore(&self, snapshot: &str, target: &Path, path: &Path) -> Result<String, ResticError> {
+        let cmd = self
+            .cmd("restore")
+            .arg(snapshot)
+            .arg("--target")
+            .arg(target.display().to_string())
+            .arg("--include")
+            .arg(paths::pattern(path))
+            .timeout(DATA_TIMEOUT);
+        self.query(&cmd)?;
+        Ok(cmd.to_string())
+    }
+}
+
+/// The password of a url such as `rest:https://user:password@host/`, if any.
+fn url_password(repository: &str) -> Option<&str> {
+    let (_, rest) = repository.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    Some(password).filter(|p| !p.is_empty())
+}
+
+/// The folder of a local repository (`/path` or `local:/path`).
+pub fn local_folder(repository: &str) -> Option<PathBuf> {
+    let path = repository.strip_prefix("local:").unwrap_or(repository);
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: &str, time: &str, paths: &[&str], excludes: &[&str]) -> Snapshot {
+        Snapshot {
+            id: id.into(),
+            short_id: id.into(),
+            time: time.into(),
+            paths: paths.iter().map(PathBuf::from).collect(),
+            hostname: "h".into(),
+            tags: None,
+            excludes: Some(excludes.iter().map(|e| (*e).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn the_newest_snapshot_that_covers_a_path_wins() {
+        let snapshots = [
+            snapshot("old", "2024-01-01T10:00:00Z", &["/h/data"], &[]),
+            snapshot("new", "2024-01-02T10:00:00.5+02:00", &["/h/other"], &[]),
+            snapshot("excl", "2024-01-03T10:00:00Z", &["/h"], &["/h/data/cache"]),
+        ];
+        assert_eq!(newest_covering(&snapshots, Path::new("/h/data")).map(|s| s.id.as_str()), Some("excl"));
+        assert_eq!(newest_covering(&snapshots, Path::new("/h/data/cache/x")).map(|s| s.id.as_str()), Some("old"));
+        assert_eq!(newest_covering(&snapshots, Path::new("/elsewhere")).map(|s| s.id.as_str()), None);
+        assert_eq!(newest_covering(&snapshots, Path::new("/h/datax")).map(|s| s.id.as_str()), Some("excl"));
+    }
+
+    #[test]
+    fn repository_urls_give_up_their_password_and_local_folders() {
+        assert_eq!(url_password("rest:https://me:s3cret-pw@host:8000/repo"), Some("s3cret-pw"));
+        assert_eq!(url_password("rest:https://me@host/"), None);
+        assert_eq!(url_password("sftp:me@host:/srv/restic"), None);
+        assert_eq!(local_folder("/var/backups/r"), Some(PathBuf::from("/var/backups/r")));
+        assert_eq!(local_folder("local:/var/backups/r"), Some(PathBuf::from("/var/backups/r")));
+        assert_eq!(local_folder("s3:s3.amazonaws.com/bucket"), None);
+    }
+}
