@@ -32,7 +32,8 @@ impl GitRepo {
     }
 
     fn git(&self) -> Cmd {
-        Cmd::new("git").arg("-C").arg(self.path.display().to_string()).timeout(GIT_TIMEOUT)
+        // Reading must not write: without this, `git status` refreshes .git/index.
+        Cmd::new("git").arg("--no-optional-locks").arg("-C").arg(self.path.display().to_string()).timeout(GIT_TIMEOUT)
     }
 }
 

@@ -141,6 +141,14 @@ pub fn spinner(message: &str, verbosity: Verbosity) -> ProgressBar {
     bar
 }
 
+/// Prints text a caller rendered (a report in its own layout) on stdout, redacted.
+pub fn print_text(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`| head`) is not an error worth a panic.
+    let _ = stdout.write_all(redact(text).as_bytes());
+    let _ = stdout.flush();
+}
+
 /// A message for the user on stderr.
 pub fn note(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", redact(message));

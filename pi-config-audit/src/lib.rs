@@ -1,37 +1,222 @@
-//! The audit: every difference between the manifest and the host, read-only.
+//! The audit: every difference between the manifest and the host, and what is on the
+//! host but not in the manifest. Read-only: it takes no lock and writes nothing.
 //!
-//! It observes every step's plan with the same code as `--check` (prereqs, pi-config,
-//! services), so the audit never disagrees with what a run would do; what a run would
-//! change is reported as `drift`. Scans for what is on the host but not declared, and
-//! backup freshness, come with issue #7.
+//! Two halves, run side by side:
+//!
+//! - every step's plan observed with the same code as `--check` (prerequisites,
+//!   pi-config, services), so the audit never disagrees with what a run would do:
+//!   what a run would change is reported as `drift`, with its diff (env files show
+//!   names, never values);
+//! - scans for what the manifest does not declare ([`scan`]): unit files, drop-ins and
+//!   enabled or running services, enabled nginx sites, managed blocks, entries of HOME
+//!   and of the repo with no role and backup class, declared ports nothing listens on,
+//!   env files units read that are not declared, the backup password's mode, what the
+//!   repo tracks or fails to ignore; and backup freshness through [`BackupStatus`].
+//!
+//! Every item belongs to a [`Category`]; the report is ordered by category. The cost is
+//! fixed, not per item: one `systemctl --user show` for every loaded unit (besides the
+//! services step's own), two git calls, two reads of `/proc/net`, one listing per
+//! folder; lookups go through sets built once ([`declared::Declared`]).
+
+pub mod backup;
+pub mod category;
+pub mod declared;
+pub mod render;
+pub mod scan;
+
+use std::path::PathBuf;
 
 use common::engine::{self, Ctx, RunOptions, UnknownItem};
 use common::manifest::Manifest;
 use common::output::Verbosity;
-use common::report::{Report, Status};
+use common::report::{Item, Report, Status};
+
+pub use backup::{BackupStatus, BootstrapData};
+pub use category::Category;
+use declared::Declared;
 
 /// The step's name in reports.
 pub const STEP: &str = "pi-config-audit";
 
-/// Observes every step's items and reports what differs as drift. Changes nothing.
-pub fn audit(manifest: &Manifest, ctx: &Ctx, verbosity: Verbosity) -> Result<Report, UnknownItem> {
-    let check = RunOptions { check: true, only: Vec::new(), verbosity };
-    let prereqs: Vec<_> = manifest.prereqs.iter().collect();
-    let pi_config = bootstrap_pi_config::plan(manifest);
-    let pi_config: Vec<&dyn engine::Resource> = pi_config.iter().map(|r| r.as_ref()).collect();
-    let observed = [
-        bootstrap_prereqs::run(&prereqs, true, verbosity),
-        engine::run(bootstrap_pi_config::STEP, &pi_config, ctx, &check),
-        bootstrap_services::run(manifest, ctx, &check)?,
-    ];
-    let mut audited = Report::new(STEP, true);
-    for report in observed {
+/// Reports every difference between the manifest and the host, and what is on the host
+/// but not declared; changes nothing.
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+}
+
+/// How to audit.
+pub struct Options<'a> {
+    pub verbosity: Verbosity,
+    /// Where backup freshness comes from.
+    pub backup: &'a dyn BackupStatus,
+    /// The folder holding `tcp` and `tcp6` (`/proc/net`).
+    pub proc_net: PathBuf,
+    /// Run the prerequisites' check commands (one each, in parallel).
+    pub prereqs: bool,
+}
+
+impl Options<'static> {
+    /// Everything, backup freshness from `bootstrap-data status`.
+    pub fn new(verbosity: Verbosity) -> Options<'static> {
+        Options { verbosity, backup: &BootstrapData, proc_net: PathBuf::from("/proc/net"), prereqs: true }
+    }
+}
+
+/// The audit's result: a report (the JSON contract of `common::report`) whose items
+/// are ordered by category, and the category of each item.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub report: Report,
+    /// `categories[i]` is the category of `report.items[i]`.
+    pub categories: Vec<Category>,
+}
+
+impl Audit {
+    /// Builds the audit from items, ordered by category (stable within one).
+    pub fn from_items(mut items: Vec<(Category, Item)>) -> Audit {
+        items.sort_by_key(|(category, _)| *category);
+        let mut report = Report::new(STEP, true);
+        let mut categories = Vec::with_capacity(items.len());
+        for (category, item) in items {
+            categories.push(category);
+            report.push(item);
+        }
+        Audit { report, categories }
+    }
+
+    /// The items and their categories.
+    pub fn entries(&self) -> impl Iterator<Item = (Category, &Item)> {
+        self.categories.iter().copied().zip(&self.report.items)
+    }
+
+    /// Only the items `only` names (all when empty); an id that is not in the audit is
+    /// an error of the command line.
+    pub fn only(self, only: &[String]) -> Result<Audit, UnknownItem> {
+        if only.is_empty() {
+            return Ok(self);
+        }
+        if let Some(id) = only.iter().find(|id| !self.report.items.iter().any(|i| i.id == **id)) {
+            let known = self.report.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(UnknownItem { id: id.clone(), known });
+        }
+        let kept = self.categories.into_iter().zip(self.report.items).filter(|(_, i)| only.contains(&i.id)).collect();
+        Ok(Audit::from_items(kept))
+    }
+
+    /// 0 when the host matches the manifest; 1 on any drift or failure.
+    pub fn exit_code(&self) -> i32 {
+        self.report.exit_code()
+    }
+}
+
+/// The steps' items, observed like `--check`; what a run would change is drift.
+fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Vec<Item>, UnknownItem> {
+    let check = RunOptions { check: true, only: Vec::new(), verbosity: options.verbosity };
+    let (prereqs, pi_config, services) = std::thread::scope(|scope| {
+        let prereqs = scope.spawn(|| {
+            let prereqs: Vec<_> = manifest.prereqs.iter().collect();
+            options.prereqs.then(|| bootstrap_prereqs::run(&prereqs, true, options.verbosity))
+        });
+        let services = scope.spawn(|| bootstrap_services::run(manifest, ctx, &check));
+        let plan = bootstrap_pi_config::plan(manifest);
+        let plan: Vec<&dyn engine::Resource> = plan.iter().map(|r| r.as_ref()).collect();
+        let pi_config = engine::run(bootstrap_pi_config::STEP, &plan, ctx, &check);
+        (joined(prereqs), pi_config, joined(services))
+    });
+    let services = services.unwrap_or_else(|| Ok(crashed(bootstrap_services::STEP)))?;
+    let prereqs = prereqs.unwrap_or_else(|| Some(crashed(bootstrap_prereqs::STEP)));
+    let mut items = Vec::new();
+    for report in prereqs.into_iter().chain([pi_config, services]) {
         for mut item in report.items {
             if item.status == Status::WouldChange {
                 item.status = Status::Drift;
             }
-            audited.push(item);
+            items.push(item);
         }
     }
-    Ok(audited)
+    Ok(items)
+}
+
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> Option<T> {
+    handle.join().ok()
+}
+
+fn crashed(step: &str) -> Report {
+    let mut report = Report::new(step, true);
+    report.push(Item {
+        id: format!("{step}:observe"),
+        kind: "step".to_owned(),
+        status: Status::Failed,
+        path: None,
+        detail: "observing this step crashed".to_owned(),
+        diff: None,
+    });
+    report
+}
+
+/// The scans for what the manifest does not declare, and backup freshness.
+fn scan_host(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Vec<(Category, Item)> {
+    let declared = Declared::new(manifest, &ctx.home);
+    let mut found: Vec<(Category, Item)> = Vec::new();
+    let mut add = |category: Category, items: Vec<Item>| found.extend(items.into_iter().map(|i| (category, i)));
+
+    let manager = scan::units::query_manager();
+    add(Category::Services, scan::units::scan_units(&declared, &manager));
+    add(Category::Services, scan::ports::scan_ports(&declared.ports, &options.proc_net));
+    if let Some(nginx) = &manifest.nginx {
+        add(Category::Nginx, scan::nginx::scan_sites(nginx, &declared));
+    }
+    add(Category::Shell, scan::blocks::scan_blocks(&declared));
+    let read_by = scan::units::env_files_read(&declared, &manager);
+    add(Category::Secrets, scan::secrets::scan_secrets(manifest, &declared, &read_by));
+    add(Category::Paths, scan::home::scan_home(&declared));
+    match scan::repo::unavailable(&declared) {
+        Some(why) => add(
+            Category::Repo,
+            vec![scan::item("scan:repo-tracked".into(), "scan", Status::Skipped, Some(declared.repo.clone()), why)],
+        ),
+        None => match scan::repo::ls_files(&declared) {
+            Ok(tracked) => {
+                add(Category::Paths, scan::home::scan_repo_root(&declared, &tracked.top_level()));
+                add(Category::Repo, scan::repo::scan_hygiene(&declared, &tracked));
+            }
+            Err(e) => add(
+                Category::Repo,
+                vec![scan::item(
+                    "scan:repo-tracked".into(),
+                    "scan",
+                    Status::Failed,
+                    Some(declared.repo.clone()),
+                    format!("cannot ask git what the repo tracks: {e}"),
+                )],
+            ),
+        },
+    }
+    add(Category::Backup, backup::backup_items(manifest, ctx, options.backup));
+    found
+}
+
+/// Audits the host against the manifest. Changes nothing.
+pub fn audit(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Audit, UnknownItem> {
+    let (steps, scans) = std::thread::scope(|scope| {
+        let scans = scope.spawn(|| scan_host(manifest, ctx, options));
+        let steps = observe_steps(manifest, ctx, options);
+        let scans = scans.join().unwrap_or_else(|_| {
+            let failed = scan::item(
+                "scan:host".into(),
+                "scan",
+                Status::Failed,
+                None,
+                "the scans for undeclared things crashed".into(),
+            );
+            vec![(Category::Files, failed)]
+        });
+        (steps, scans)
+    });
+    let mut items: Vec<(Category, Item)> = steps?.into_iter().map(|i| (Category::of_id(&i.id), i)).collect();
+    items.extend(scans);
+    Ok(Audit::from_items(items))
 }

@@ -130,13 +130,14 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
 const RESTIC_PASSWORD: &str = "canary-restic-password-c4e2f1";
 
 /// The example's durable data, as the old host would have had it: a real database
-/// written through the agents-database service, task files, outputs, a Pi session and
-/// credentials.
+/// written through the agents-database service, a task file written through the
+/// phase-runner, outputs, a Pi session and credentials.
 fn seed_data(sh: &Shell, home: &Path) -> Result<()> {
     cmd!(sh, "agents-db add planner --role plans").quiet().ignore_stdout().run()?;
     cmd!(sh, "agents-db add reviewer --role reviews").quiet().ignore_stdout().run()?;
+    cmd!(sh, "phase-run new restore-drill plan build review").quiet().ignore_stdout().run()?;
+    cmd!(sh, "phase-run advance restore-drill").quiet().ignore_stdout().run()?;
     let files = [
-        ("pi-config/work/tasks/restore-drill.json", "{\"name\": \"restore-drill\", \"phase\": \"review\"}\n"),
         ("pi-config/outputs/report.md", "# What the agents made\n"),
         (".pi/agent/sessions/2026-11-25T10-00-00.jsonl", "{\"role\": \"user\", \"content\": \"hello\"}\n"),
         (".pi/agent/auth.json", "{\"anthropic\": {\"type\": \"api_key\"}}\n"),
@@ -169,8 +170,11 @@ fn backup_paths(sandbox: &Layout) -> Vec<PathBuf> {
     .collect()
 }
 
-/// Content and mode of every file and folder under `paths`.
-fn data_fingerprint(paths: &[PathBuf]) -> std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)> {
+/// Mode and content of every file, by path.
+type DataPrint = std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)>;
+
+/// Content and mode of every file under `paths`.
+fn data_fingerprint(paths: &[PathBuf]) -> DataPrint {
     use std::os::unix::fs::PermissionsExt;
     let mut files = Vec::new();
     for path in paths {
@@ -191,12 +195,7 @@ fn data_fingerprint(paths: &[PathBuf]) -> std::collections::BTreeMap<PathBuf, (u
 
 /// Seeds the data, backs it up with `bootstrap-data backup`, and throws it away.
 /// Returns the fingerprint of the data as backed up, and what the backup printed.
-fn data_round_trip_start(
-    sh: &Shell,
-    sandbox: &Layout,
-    bin_dir: &Path,
-    manifest: &Path,
-) -> Result<(std::collections::BTreeMap<PathBuf, (u32, Vec<u8>)>, String)> {
+fn data_round_trip_start(sh: &Shell, sandbox: &Layout, bin_dir: &Path, manifest: &Path) -> Result<(DataPrint, String)> {
     let home = sandbox.home();
     println!("\n== the old host's data: seeded, backed up, then lost");
     seed_data(sh, &home)?;
@@ -221,7 +220,7 @@ fn data_round_trip_start(
             std::fs::remove_file(path)?;
         }
     }
-    println!("backed up {} files and folders, then removed them", before.len());
+    println!("backed up {} files, then removed them", before.len());
     Ok((before, shown))
 }
 
@@ -409,7 +408,7 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         if !lost.is_empty() {
             return Err(format!("after the restore these differ from the backup: {}", lost.join(", ")).into());
         }
-        println!("{} files and folders identical (content and mode)", before.len());
+        println!("{} files identical (content and mode)", before.len());
     }
     if args.phase == Phase::Online {
         return Ok(());

@@ -22,6 +22,11 @@ pub fn begin_marker(name: &str) -> String {
     format!("# >>> pi-bootstrap: {name} >>>")
 }
 
+/// The name of the block a line opens, if it is an opening marker.
+pub fn opened_block(line: &str) -> Option<&str> {
+    line.trim_end().strip_prefix("# >>> pi-bootstrap: ")?.strip_suffix(" >>>")
+}
+
 /// The line that closes the block `name`.
 pub fn end_marker(name: &str) -> String {
     format!("# <<< pi-bootstrap: {name} <<<")
@@ -145,6 +150,13 @@ mod tests {
         let again = b.desired(&edited)?;
         assert_eq!(again, format!("{first}tail\n"));
         Ok(())
+    }
+
+    #[test]
+    fn opening_markers_name_their_block() {
+        assert_eq!(opened_block(&begin_marker("pitmux")), Some("pitmux"));
+        assert_eq!(opened_block(&end_marker("pitmux")), None);
+        assert_eq!(opened_block("# >>> conda initialize >>>"), None);
     }
 
     #[test]

@@ -73,9 +73,13 @@ def database():
 def init_db():
     os.makedirs(os.path.dirname(DB_PATH), mode=0o700, exist_ok=True)
     with database() as db:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Only write what is not there yet: a restart must leave a restored database
+        # byte for byte as it was.
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            db.executescript(SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,113 @@
+//! Backup freshness through the [`BackupStatus`] hook: a stale path reported by the
+//! status source is named as drift in the backup category and fails the audit; a
+//! manifest with no backup has no backup items.
+
+mod support;
+
+use std::path::Path;
+
+use common::engine::Ctx;
+use common::manifest::Manifest;
+use common::output::Verbosity;
+use common::report::{Item, Report, Status};
+use pi_config_audit::backup::backup_items;
+use pi_config_audit::{Audit, BackupStatus, Category, render};
+use support::TestResult;
+
+/// Stands in for `bootstrap-data status`: `work` is three days old, `data` fresh.
+struct Stale;
+
+impl BackupStatus for Stale {
+    fn status(&self, _: &Manifest, _: &Ctx) -> Report {
+        let mut report = Report::new("bootstrap-data", true);
+        let item = |id: &str, status, detail: &str| Item {
+            id: id.to_owned(),
+            kind: "backup".to_owned(),
+            status,
+            path: None,
+            detail: detail.to_owned(),
+            diff: None,
+        };
+        report.push(item("data:repository", Status::Ok, "3 snapshots"));
+        report.push(item("data:path:data", Status::Ok, "newest snapshot 2h ago"));
+        report.push(item("data:path:work", Status::WouldChange, "newest snapshot 3 days ago, older than 26h"));
+        report
+    }
+}
+
+fn load(services: bool, backup: bool) -> Result<(Manifest, tempfile::TempDir), Box<dyn std::error::Error>> {
+    let home = tempfile::tempdir()?;
+    let mut text = support::manifest(services);
+    if !backup {
+        let start = text.find("paths:").unwrap_or(text.len());
+        text.truncate(start);
+    }
+    let env = |name: &str| (name == "NGINX_PREFIX" || name == "PI_BACKUP_REPO").then(|| "/nowhere".to_owned());
+    let manifest = common::manifest::load_str(Path::new("m.yaml"), &text, home.path(), &env)?;
+    Ok((manifest, home))
+}
+
+#[test]
+fn a_stale_backup_is_drift_in_the_backup_category() -> TestResult {
+    let (manifest, home) = load(false, true)?;
+    let items = backup_items(&manifest, &Ctx::new(home.path()), &Stale);
+    let audit = Audit::from_items(items.into_iter().map(|i| (Category::of_id(&i.id), i)).collect());
+    assert_eq!(audit.exit_code(), 1);
+    let stale: Vec<(&str, Status)> = audit.report.items.iter().map(|i| (i.id.as_str(), i.status)).collect();
+    assert_eq!(
+        stale,
+        [("data:repository", Status::Ok), ("data:path:data", Status::Ok), ("data:path:work", Status::Drift)]
+    );
+    assert!(audit.categories.iter().all(|c| *c == Category::Backup));
+    let text = render::render_human(&audit, home.path(), Verbosity::Quiet, false);
+    assert_eq!(
+        text,
+        "== backup: backup freshness\ndrift        data:path:work  (newest snapshot 3 days ago, older than 26h)\nrecap:\n  backup     ok=2 drift=1\npi-config-audit: ok=2 changed=0 failed=0 drift=1\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn without_a_backup_section_there_are_no_backup_items() -> TestResult {
+    let (manifest, home) = load(false, false)?;
+    assert!(backup_items(&manifest, &Ctx::new(home.path()), &Stale).is_empty());
+    Ok(())
+}
+
+/// Runs restic with the test's repository and password file.
+fn restic(repo: &Path, password: &Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::process::Command::new("restic")
+        .args(args)
+        .env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD_FILE", password)
+        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+        .output()?;
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned().into()) }
+}
+
+#[test]
+fn a_real_stale_backup_is_found_through_bootstrap_data() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    let data = home.join("data");
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(data.join("notes.txt"), "kept\n")?;
+    let password = home.join("restic-password");
+    std::fs::write(&password, "canary-audit-restic-9d1\n")?;
+    common::fsx::set_mode(&password, 0o600)?;
+    let repo = dir.path().join("repo");
+    restic(&repo, &password, &["init"])?;
+    let data_text = data.display().to_string();
+    restic(&repo, &password, &["backup", "--host", "audit-host", "--tag", "pi-bootstrap", &data_text])?;
+    let text = format!(
+        "version: 1\nhost: audit-host\nrepo:\n  path: ~/pi-config\n  url: https://example.invalid/r.git\npaths:\n  - name: data\n    path: ~/data\n    role: notes\n    backup: backup\nbackup:\n  repository: {}\n  password_file: ~/restic-password\n  max_age: 1s\n",
+        repo.display()
+    );
+    let manifest = common::manifest::load_str(Path::new("m.yaml"), &text, &home, &|_| None)?;
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let items = backup_items(&manifest, &Ctx::new(&home), &pi_config_audit::BootstrapData);
+    let data_item = items.iter().find(|i| i.id == "data:path:data").ok_or("no item for the data path")?;
+    assert_eq!(data_item.status, Status::Drift, "{data_item:?}");
+    assert!(items.iter().all(|i| !i.detail.contains("canary-audit-restic")), "the password leaked");
+    Ok(())
+}

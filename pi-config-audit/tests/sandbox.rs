@@ -1,0 +1,192 @@
+//! The audit against a real `systemd --user` in a sandbox (fresh namespaces, private
+//! loopback, temporary HOME): a host installed by hand is clean; then a deleted link, an
+//! edited unit, an undeclared unit, an undeclared nginx site, an unclassified folder,
+//! an env file made 0644, a stopped service, an undeclared block and a tracked
+//! database are each found and named; the audit changes nothing on disk, and never
+//! prints a secret.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+use common::sandbox::{self, Machine};
+use support::{TestResult, changes, git, install_files, item, manifest, tree, unit};
+
+const CANARY: &str = "canary-audit-token-93be1f";
+
+struct Host {
+    machine: Machine,
+}
+
+impl Host {
+    /// The repo, the manifest and everything installed as the steps would, services
+    /// enabled and started.
+    fn install(machine: Machine) -> Result<Host, Box<dyn std::error::Error>> {
+        let home = machine.layout.home();
+        support::make_repo(&home.join("pi-config"))?;
+        fs::write(machine.layout.root.join("pi-bootstrap.yaml"), manifest(true))?;
+        install_files(&home, &machine.layout.nginx_prefix(), CANARY)?;
+        support::backup_now(&home, &machine.layout.backup_repo())?;
+        let units = home.join(".config/systemd/user");
+        fs::create_dir_all(&units)?;
+        fs::write(units.join("alpha.service"), unit("alpha", 7401, true))?;
+        fs::write(units.join("beta.service"), unit("beta", 7402, false))?;
+        let host = Host { machine };
+        host.systemctl(&["daemon-reload"])?;
+        host.systemctl(&["enable", "--now", "alpha.service", "beta.service"])?;
+        host.wait_for_port(7401)?;
+        host.wait_for_port(7402)?;
+        Ok(host)
+    }
+
+    fn systemctl(&self, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
+        let out = self.machine.command("systemctl").arg("--user").args(args).output()?;
+        if !out.status.success() {
+            return Err(format!("systemctl --user {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(())
+    }
+
+    fn wait_for_port(&self, port: u16) -> Result<(), Box<dyn std::error::Error>> {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(format!("nothing listens on {port}").into())
+    }
+
+    fn audit(&self, args: &[&str]) -> Result<Output, std::io::Error> {
+        let manifest = self.machine.layout.root.join("pi-bootstrap.yaml");
+        self.machine
+            .command(env!("CARGO_BIN_EXE_pi-config-audit"))
+            .args(["--manifest", &manifest.display().to_string()])
+            .args(args)
+            .output()
+    }
+
+    /// The output with what changes from run to run made stable: the sandbox folder,
+    /// the machine's host name, snapshot ids, times and ages.
+    fn redact(&self, bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes).replace(&self.machine.layout.root.display().to_string(), "[SANDBOX]");
+        let rules = [
+            (r"of host \S+,", "of host [HOST],"),
+            (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
+            (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
+            (r"\d+s old", "[AGE]"),
+            (r"\d+s ago", "[AGE]"),
+        ];
+        rules.iter().fold(text, |text, (pattern, with)| match regex::Regex::new(pattern) {
+            Ok(re) => re.replace_all(&text, *with).into_owned(),
+            Err(_) => text,
+        })
+    }
+}
+
+fn json(out: &Output) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_slice(&out.stdout)
+}
+
+#[test]
+fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestResult {
+    let Some(machine) = sandbox::isolated("a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes") else {
+        return Ok(());
+    };
+    let host = Host::install(machine)?;
+    let root = host.machine.layout.root.clone();
+    let home = host.machine.layout.home();
+    let mut printed = String::new();
+
+    let before = tree(&root);
+    let clean = host.audit(&["--json"])?;
+    let report = json(&clean)?;
+    assert_eq!(clean.status.code(), Some(0), "the installed host is clean:\n{}", host.redact(&clean.stdout));
+    assert_eq!(report["summary"]["drift"], 0, "{report}");
+    for id in ["service:alpha", "service:beta", "port:alpha", "port:beta", "unit:alpha.service", "env:demo"] {
+        assert_eq!(item(&report, id)["status"], "ok", "{id}: {report}");
+    }
+    let quiet = host.audit(&["--quiet"])?;
+    assert_eq!(quiet.status.code(), Some(0));
+    insta::assert_snapshot!("clean_host_quiet", host.redact(&quiet.stdout));
+    printed.push_str(&String::from_utf8_lossy(&clean.stdout));
+    assert_eq!(changes(&before, &tree(&root)), Vec::<String>::new(), "the audit of a clean host changed files");
+
+    // Every kind of drift at once.
+    fs::remove_file(home.join(".pi/agent/settings.json"))?;
+    let units = home.join(".config/systemd/user");
+    fs::write(units.join("beta.service"), unit("beta", 7402, false).replace("Restart=on-failure", "Restart=always"))?;
+    fs::write(
+        units.join("gamma.service"),
+        "[Service]\nExecStart=/bin/sleep 600\n[Install]\nWantedBy=default.target\n",
+    )?;
+    host.systemctl(&["daemon-reload"])?;
+    host.systemctl(&["enable", "--now", "gamma.service"])?;
+    host.systemctl(&["stop", "alpha.service"])?;
+    let nginx = host.machine.layout.nginx_prefix();
+    fs::write(nginx.join("sites-enabled/extra"), "server { listen 127.0.0.1:8081; }\n")?;
+    fs::create_dir(home.join("scratch"))?;
+    let env = home.join(".config/demo/demo.env");
+    fs::set_permissions(&env, fs::Permissions::from_mode(0o644))?;
+    let rc = home.join(".bashrc");
+    fs::write(
+        &rc,
+        format!("{}# >>> pi-bootstrap: old >>>\nalias old=x\n# <<< pi-bootstrap: old <<<\n", support::bashrc()),
+    )?;
+    let repo = home.join("pi-config");
+    fs::create_dir_all(repo.join("data/alpha"))?;
+    fs::write(repo.join("data/alpha/alpha.db"), "not really sqlite\n")?;
+    git(&repo, &["add", "--force", "data/alpha/alpha.db"])?;
+    git(&repo, &["commit", "--quiet", "-m", "oops"])?;
+    // A backup that stopped: the policy now wants a snapshot younger than the last one.
+    let manifest = root.join("pi-bootstrap.yaml");
+    fs::write(&manifest, fs::read_to_string(&manifest)?.replace("max_age: 26h", "max_age: 1s"))?;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let before = tree(&root);
+    let drifted = host.audit(&["--json"])?;
+    let after = tree(&root);
+    assert_eq!(changes(&before, &after), Vec::<String>::new(), "the audit changed files");
+    assert_eq!(drifted.status.code(), Some(1));
+    let report = json(&drifted)?;
+    let expected = [
+        ("link:settings", "files", "missing"),
+        ("unit:beta.service", "services", "differs from the repo"),
+        ("undeclared-unit:gamma.service", "services", "enabled, active (running)"),
+        ("service:alpha", "services", "would enable and start alpha.service"),
+        // Its installed unit differs from the repo: a run would restart it.
+        ("service:beta", "services", "would restart"),
+        ("port:alpha", "services", "nothing listens on port 7401"),
+        ("undeclared-site:extra", "nginx", "enabled in nginx"),
+        ("undeclared-block:~/.bashrc:old", "shell", "block \"old\""),
+        ("env:demo", "secrets", "mode 0644, want 0600"),
+        ("unclassified:~/scratch", "paths", "no declared role or backup class"),
+        ("repo-hygiene:data/alpha/alpha.db", "repo", "a database file"),
+        ("data:path:data", "backup", "more than the 1s allowed"),
+        ("data:service:alpha", "backup", "more than the 1s allowed"),
+    ];
+    for (id, category, detail) in expected {
+        let found = item(&report, id);
+        assert_eq!(found["status"], "drift", "{id} must be drift: {report:#}");
+        assert_eq!(found["category"], category, "{id}");
+        let shown = found["detail"].as_str().unwrap_or_default();
+        assert!(shown.contains(detail), "{id}: {shown:?} should say {detail:?}");
+    }
+    let diff = item(&report, "unit:beta.service")["diff"].as_str().unwrap_or_default();
+    assert!(diff.contains("-Restart=always") && diff.contains("+Restart=on-failure"), "the unit's diff: {diff}");
+    assert_eq!(item(&report, "port:beta")["status"], "ok", "beta still runs");
+    let drift_count = report["summary"]["drift"].as_u64().unwrap_or_default();
+    assert_eq!(drift_count, expected.len() as u64, "nothing else drifts: {report:#}");
+    printed.push_str(&String::from_utf8_lossy(&drifted.stdout));
+
+    let human = host.audit(&[])?;
+    printed.push_str(&String::from_utf8_lossy(&human.stdout));
+    printed.push_str(&String::from_utf8_lossy(&human.stderr));
+    insta::assert_snapshot!("drifted_host_human", host.redact(&human.stdout));
+    insta::assert_snapshot!("drifted_host_json", host.redact(&drifted.stdout));
+    assert!(!printed.contains(CANARY), "a secret was printed");
+    assert!(!printed.contains("canary-restic-password"), "the backup password was printed");
+    Ok(())
+}
