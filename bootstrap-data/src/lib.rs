@@ -51,6 +51,31 @@ pub use status::{status, status_report};
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-data";
 
+/// Backs up, restores and checks the durable data with restic.
+#[derive(Debug, clap::Parser)]
+#[command(name = STEP, version, about, long_about = None)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+    #[command(flatten)]
+    pub common: common::cli::CommonArgs,
+}
+
+/// What `bootstrap-data` does.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// One restic snapshot of every `backup`-class path.
+    Backup,
+    /// Restores each must-back-up path that is missing or empty from the newest snapshot.
+    Restore {
+        /// Also restore over data that is there (kept aside first).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
+    Status,
+}
+
 /// The tag of every snapshot this step makes (besides restic's `--host`).
 pub const TAG: &str = "pi-bootstrap";
 

@@ -2,34 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use common::cli::{self, CommonArgs, Failure};
+use bootstrap_data::{Action, Args};
+use clap::Parser;
+use common::cli::{self, Failure};
 use common::engine::Ctx;
 use common::state;
-
-/// Backs up, restores and checks the durable data with restic.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {
-    #[command(subcommand)]
-    action: Action,
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Action {
-    /// One restic snapshot of every `backup`-class path.
-    Backup,
-    /// Restores each must-back-up path that is missing or empty from the newest snapshot.
-    Restore {
-        /// Also restore over data that is there (kept aside first).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
-    Status,
-}
 
 fn run(args: &Args) -> Result<i32, Failure> {
     let manifest = args.common.load_manifest()?;

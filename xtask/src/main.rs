@@ -7,6 +7,7 @@
 //! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
+//! - `man`: man pages and shell completions of every binary, from their clap flags.
 //! - `bench`: the criterion benchmarks, and no-op runs of every step on a restored host.
 //!
 //! `main` builds one `xshell::Shell` at the project root and hands it to each task.
@@ -14,6 +15,7 @@
 mod docs;
 mod drill;
 mod host_packages;
+mod manpages;
 mod restore;
 mod sandbox;
 
@@ -45,6 +47,8 @@ enum Task {
     DrillInside(drill::InsideArgs),
     /// Write docs/manifest.schema.json from the manifest's Rust types.
     Schema,
+    /// Write man pages and shell completions of every binary under docs/.
+    Man(manpages::ManArgs),
     /// Run the criterion benchmarks, then time no-op runs of every step on a restored
     /// example host (in the drill's sandbox).
     Bench,
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
         Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),
+        Task::Man(man_args) => manpages::run(&root, &man_args),
         Task::Bench => run_benches(&sh, &root),
         Task::Schema => std::fs::write(schema_path(&root), schema_text()).map_err(Into::into),
     };

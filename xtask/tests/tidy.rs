@@ -88,3 +88,13 @@ fn the_docs_check_fails_when_the_manifest_changes_and_the_docs_do_not() -> Resul
     assert!(stderr.contains("backup-policy.md"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn the_committed_man_pages_and_completions_match_the_flags() -> Result<(), Box<dyn std::error::Error>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["man", "--check"])
+        .current_dir(root())
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}

@@ -1,0 +1,8 @@
+complete -c bootstrap-services -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
+complete -c bootstrap-services -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
+complete -c bootstrap-services -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'
+complete -c bootstrap-services -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c bootstrap-services -s v -l verbose -d 'Also list the commands the run ran'
+complete -c bootstrap-services -s q -l quiet -d 'Show only what is not ok, and the recap'
+complete -c bootstrap-services -s h -l help -d 'Print help'
+complete -c bootstrap-services -s V -l version -d 'Print version'
