@@ -8,6 +8,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::exec::tail;
 use common::exec::{Cmd, ExecError, Output};
 use common::systemd::UnitState;
 use regex::{Regex, RegexBuilder};
@@ -82,19 +83,6 @@ fn remaining(deadline: Instant) -> Duration {
 /// body "ok\n").
 fn pattern(re: &str) -> Result<Regex, String> {
     RegexBuilder::new(re).multi_line(true).build().map_err(|e| format!("the pattern /{re}/ cannot be read: {e}"))
-}
-
-/// The end of `text`, at most `max` bytes, cut at a character boundary.
-pub fn tail(text: &str, max: usize) -> String {
-    let text = text.trim_end();
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("...{}", &text[start..])
 }
 
 /// The start of `text`, at most `max` bytes, cut at a character boundary.

@@ -51,16 +51,17 @@ impl Output {
     /// The end of stdout and stderr together, for messages.
     pub fn tail(&self) -> String {
         let both = format!("{}{}", self.stdout, self.stderr);
-        tail(&both)
+        tail(&both, TAIL)
     }
 }
 
-fn tail(text: &str) -> String {
+/// The end of `text`, at most `max` bytes, cut at a character boundary.
+pub fn tail(text: &str, max: usize) -> String {
     let text = text.trim_end();
-    if text.len() <= TAIL {
+    if text.len() <= max {
         return text.to_owned();
     }
-    let mut start = text.len() - TAIL;
+    let mut start = text.len() - max;
     while !text.is_char_boundary(start) {
         start += 1;
     }
@@ -255,7 +256,7 @@ impl Cmd {
             return Err(ExecError::TimedOut {
                 command: self.to_string(),
                 timeout: self.timeout,
-                tail: tail(&secret::redact(&seen)),
+                tail: tail(&secret::redact(&seen), TAIL),
             });
         };
         // A grandchild that outlives the command may hold the pipes open: do not wait

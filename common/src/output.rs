@@ -23,18 +23,25 @@ pub enum Verbosity {
     Verbose,
 }
 
-fn colour_allowed(is_terminal: bool) -> bool {
+/// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`.
+pub fn colour_allowed(is_terminal: bool) -> bool {
     is_terminal
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
-/// Paint `text` with an ANSI colour when stdout may be coloured.
-fn paint(text: &str, code: &str, colour: bool) -> String {
+/// Whether stdout may be coloured.
+pub fn stdout_colour() -> bool {
+    colour_allowed(std::io::stdout().is_terminal())
+}
+
+/// Paint `text` with an ANSI colour (an SGR code such as "31") when `colour`.
+pub fn paint(text: &str, code: &str, colour: bool) -> String {
     if colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
 }
 
-fn status_colour(status: Status) -> &'static str {
+/// The colour of a status word.
+pub fn status_colour(status: Status) -> &'static str {
     match status {
         Status::Ok => "32",
         Status::Changed => "33",
@@ -118,7 +125,7 @@ pub fn print_report(report: &Report, home: &Path, json: bool, verbosity: Verbosi
         t.push('\n');
         t
     } else {
-        render_human(report, home, verbosity, colour_allowed(std::io::stdout().is_terminal()))
+        render_human(report, home, verbosity, stdout_colour())
     };
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (`| head`) is not an error worth a panic.

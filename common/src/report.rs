@@ -65,6 +65,27 @@ pub struct Summary {
     pub skipped: usize,
 }
 
+impl Summary {
+    /// Counts one more item of `status`.
+    pub fn count(&mut self, status: Status) {
+        match status {
+            Status::Ok => self.ok += 1,
+            Status::Changed => self.changed += 1,
+            Status::WouldChange => self.would_change += 1,
+            Status::Failed => self.failed += 1,
+            Status::Drift => self.drift += 1,
+            Status::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// The counts of `statuses`.
+    pub fn of(statuses: impl IntoIterator<Item = Status>) -> Summary {
+        let mut summary = Summary::default();
+        statuses.into_iter().for_each(|s| summary.count(s));
+        summary
+    }
+}
+
 /// The whole report of a step.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -94,15 +115,7 @@ impl Report {
     }
 
     pub fn push(&mut self, item: Item) {
-        let s = &mut self.summary;
-        match item.status {
-            Status::Ok => s.ok += 1,
-            Status::Changed => s.changed += 1,
-            Status::WouldChange => s.would_change += 1,
-            Status::Failed => s.failed += 1,
-            Status::Drift => s.drift += 1,
-            Status::Skipped => s.skipped += 1,
-        }
+        self.summary.count(item.status);
         self.items.push(item);
     }
 

@@ -3,51 +3,24 @@
 //! for programs, the JSON report of `common::report` with a `category` on each item and
 //! a `categories` recap. Both pass through secret redaction.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use common::output::Verbosity;
+use common::output::{paint, status_colour};
 use common::report::{Item, Status, Summary, tilde};
 use common::secret::redact;
 use serde::Serialize;
 
 use crate::{Audit, Category};
 
-/// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb` (as `common::output`).
+/// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`.
 pub fn colour_allowed() -> bool {
-    std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var("TERM").map_or(true, |t| t != "dumb")
-}
-
-fn paint(text: &str, code: &str, colour: bool) -> String {
-    if colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
-}
-
-fn status_colour(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "32",
-        Status::Changed => "33",
-        Status::WouldChange => "36",
-        Status::Failed | Status::Drift => "31",
-        Status::Skipped => "2",
-    }
+    common::output::stdout_colour()
 }
 
 /// Counts per status of one category.
 fn summary<'a>(items: impl Iterator<Item = &'a Item>) -> Summary {
-    let mut s = Summary::default();
-    for item in items {
-        match item.status {
-            Status::Ok => s.ok += 1,
-            Status::Changed => s.changed += 1,
-            Status::WouldChange => s.would_change += 1,
-            Status::Failed => s.failed += 1,
-            Status::Drift => s.drift += 1,
-            Status::Skipped => s.skipped += 1,
-        }
-    }
-    s
+    Summary::of(items.map(|item| item.status))
 }
 
 fn counts(s: &Summary) -> String {
