@@ -251,7 +251,9 @@ impl Cmd {
             }
             let _ = child.kill();
             let _ = child.wait();
-            let grace = Duration::from_millis(500);
+            // The tree is dead, so the pipes close at once; the grace only bounds a
+            // process that escaped into its own session.
+            let grace = Duration::from_secs(2);
             let seen = format!("{}{}", collect(stdout, grace), collect(stderr, grace));
             return Err(ExecError::TimedOut {
                 command: self.to_string(),
