@@ -88,7 +88,8 @@ pub fn bin_dir(root: &Path) -> PathBuf {
 
 /// Builds the step binaries.
 pub fn build(sh: &Shell) -> Result<()> {
-    cmd!(sh, "cargo build --quiet --workspace --bins").run()?;
+    // Not xtask itself: it is running, and a rebuild would pull the file from under it.
+    cmd!(sh, "cargo build --quiet --workspace --bins --exclude xtask").run()?;
     Ok(())
 }
 
