@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::engine::{Ctx, Difference, EngineError, Observed, unified_diff};
+use common::engine::{self, Ctx, Difference, EngineError, Observed, unified_diff};
 use common::exec::Cmd;
 use common::fsx;
 use common::manifest::{ItemId, Nginx};
@@ -52,7 +52,9 @@ impl NginxSites {
 
     /// What differs for one site.
     pub fn observe(&self, site: &Site) -> Result<Observed, EngineError> {
-        let wanted = fs::read(&site.source).map_err(EngineError::io("read", &site.source))?;
+        let Some(wanted) = engine::read_source(&site.source)? else {
+            return Ok(Observed::Differs(engine::awaiting_repo(&site.source)));
+        };
         let label = site.available.display().to_string();
         let mut what = Vec::new();
         let mut diff = None;

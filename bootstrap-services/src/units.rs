@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::engine::{Ctx, Difference, EngineError, Observed, Resource, unified_diff};
+use common::engine::{self, Ctx, Difference, EngineError, Observed, Resource, unified_diff};
 use common::exec::Cmd;
 use common::fsx;
 use common::manifest::{ItemId, Manifest, Service};
@@ -74,7 +74,9 @@ impl Resource for UnitFile {
     }
 
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
-        let wanted = self.wanted()?;
+        let Some(wanted) = engine::read_source(&self.source)? else {
+            return Ok(Observed::Differs(engine::awaiting_repo(&self.source)));
+        };
         let now = match fs::read(&self.target) {
             Ok(now) => now,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -188,7 +188,11 @@ impl Cmd {
 
     /// The argv that will really run (with `sudo` in front where needed).
     pub fn effective_argv(&self) -> Vec<String> {
-        if self.privileged && !crate::sys::is_root() {
+        self.argv_as(crate::sys::is_root())
+    }
+
+    fn argv_as(&self, root: bool) -> Vec<String> {
+        if self.privileged && !root {
             let mut argv = vec!["sudo".to_owned(), "--".to_owned()];
             argv.extend(self.argv.iter().cloned());
             argv
@@ -351,6 +355,14 @@ mod tests {
         let shown = Cmd::new("echo").arg(canary).to_string();
         assert_eq!(shown, "echo <redacted>");
         Ok(())
+    }
+
+    #[test]
+    fn privileged_commands_go_through_sudo_only_when_not_root() {
+        let cmd = Cmd::new("apt-get").args(["install", "-y", "nginx-light"]).privileged();
+        assert_eq!(cmd.argv_as(false), ["sudo", "--", "apt-get", "install", "-y", "nginx-light"]);
+        assert_eq!(cmd.argv_as(true), ["apt-get", "install", "-y", "nginx-light"]);
+        assert_eq!(Cmd::new("git").arg("status").argv_as(false), ["git", "status"]);
     }
 
     #[test]

@@ -292,3 +292,38 @@ fn a_failing_item_says_what_changed_before_and_how_to_resume() -> TestResult {
     assert_eq!(json(&out)?["summary"]["changed"], 1);
     Ok(())
 }
+
+#[test]
+fn check_on_a_fresh_host_says_what_each_step_would_do_without_failing() -> TestResult {
+    // A bare machine: no HOME content, nothing on PATH but git, no user manager.
+    let dir = tempfile::tempdir()?;
+    let bin = dir.path().join("bin");
+    fs::create_dir_all(&bin)?;
+    std::os::unix::fs::symlink(which_git()?, bin.join("git"))?;
+    let manifest = root().join("examples/pi-host/pi-bootstrap.yaml").display().to_string();
+    for (step, args) in [
+        ("bootstrap-prereqs", &[][..]),
+        ("bootstrap-pi-config", &[][..]),
+        ("bootstrap-services", &[][..]),
+        ("bootstrap-data", &["restore"][..]),
+    ] {
+        let out = Command::new(bin_dir().join(step))
+            .args(args)
+            .args(["--check", "--json", "--manifest", &manifest])
+            .env_clear()
+            .env("HOME", dir.path().join("home"))
+            .env("PATH", &bin)
+            .output()?;
+        let report = json(&out).map_err(|e| format!("{step}: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+        assert_eq!(out.status.code(), Some(1), "{step} --check exits 1 when something would change: {report:#}");
+        assert_eq!(report["summary"]["failed"], 0, "{step} --check failed on a fresh host: {report:#}");
+        assert!(report["summary"]["would_change"].as_u64().unwrap_or(0) > 0, "{step}: {report:#}");
+    }
+    assert!(!dir.path().join("home").exists(), "--check wrote into HOME");
+    Ok(())
+}
+
+fn which_git() -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join("git")).find(|p| p.is_file()).ok_or_else(|| "git is not on PATH".into())
+}

@@ -32,8 +32,14 @@ pub fn kind_of(path: &Path) -> &'static str {
 
 /// The entries of a folder, sorted by name; empty when it cannot be read (missing).
 pub fn sorted_entries(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        // A folder that is not there (a fresh host) holds nothing undeclared.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
     let mut entries: Vec<(String, PathBuf)> =
-        fs::read_dir(dir)?.flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())).collect();
+        listing.flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())).collect();
     entries.sort();
     Ok(entries)
 }
