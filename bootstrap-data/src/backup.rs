@@ -77,12 +77,11 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         return finish(report, repo, &would);
     }
 
-    let spinner = output::spinner(
-        &format!("restic backup of {} to {shown}", show_paths(set.targets.iter().map(|t| t.as_path()), home)),
-        options.verbosity,
-    );
-    let result = restic.backup(&host, &set);
-    spinner.finish_and_clear();
+    // restic's own "percent done", in thousandths.
+    let bar = output::progress_fraction("restic backup", options.verbosity);
+    bar.set_message(format!("of {} to {shown}", show_paths(set.targets.iter().map(|t| t.as_path()), home)));
+    let result = restic.backup(&host, &set, &mut |done| bar.set_position((done.clamp(0.0, 1.0) * 1000.0) as u64));
+    bar.finish_and_clear();
     match result {
         Ok((outcome, command)) => {
             report.commands.push(command);

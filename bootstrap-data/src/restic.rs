@@ -133,6 +133,14 @@ pub struct BackupOutcome {
     pub unreadable: Vec<(PathBuf, String)>,
 }
 
+/// A `status` line of `restic backup --json`: how far it is.
+#[derive(Debug, Deserialize)]
+struct BackupStatusLine {
+    message_type: String,
+    #[serde(default)]
+    percent_done: f64,
+}
+
 #[derive(Debug, Deserialize)]
 struct BackupMessage {
     message_type: String,
@@ -347,8 +355,14 @@ impl Restic {
         Ok(found)
     }
 
-    /// One snapshot of `set`, for `host`. Returns what it made and the command run.
-    pub fn backup(&self, host: &str, set: &BackupSet) -> Result<(BackupOutcome, String), ResticError> {
+    /// One snapshot of `set`, for `host`. `progress` gets restic's fraction done (0 to 1)
+    /// as it works. Returns what it made and the command run.
+    pub fn backup(
+        &self,
+        host: &str,
+        set: &BackupSet,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<(BackupOutcome, String), ResticError> {
         // Tagged with the tool and the host name; restore and status select by the host.
         let mut cmd = self
             .cmd("backup")
@@ -358,7 +372,13 @@ impl Restic {
             cmd = cmd.arg("--exclude").arg(paths::pattern(&exclude.path));
         }
         cmd = cmd.args(set.targets.iter().map(|t| t.display().to_string()));
-        let out = cmd.output()?;
+        let out = cmd.output_with_lines(&mut |line| {
+            if let Ok(status) = serde_json::from_str::<BackupStatusLine>(line)
+                && status.message_type == "status"
+            {
+                progress(status.percent_done);
+            }
+        })?;
         // 0: done; 3: the snapshot was made, but some files could not be read.
         if !matches!(out.code, Some(0 | 3)) {
             return Err(self.error(&out));

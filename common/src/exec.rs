@@ -214,6 +214,12 @@ impl Cmd {
     /// Runs the command and returns its output whatever its exit code; fails only when
     /// it cannot start or times out.
     pub fn output(&self) -> Result<Output, ExecError> {
+        self.output_with_lines(&mut |_| {})
+    }
+
+    /// [`Cmd::output`], handing each line of standard output (redacted) to `on_line` as
+    /// it comes, for progress from a long command (restic's `--json` status lines).
+    pub fn output_with_lines(&self, on_line: &mut dyn FnMut(&str)) -> Result<Output, ExecError> {
         let argv = self.effective_argv();
         let program = &argv[0];
         if which::which(program).is_err() && !Path::new(program).is_file() {
@@ -242,11 +248,16 @@ impl Cmd {
                 let _ = pipe.write_all(&bytes);
             });
         }
-        let stdout = read_in_background(child.stdout.take());
-        let stderr = read_in_background(child.stderr.take());
-        let status = child
-            .wait_timeout(self.timeout)
-            .map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
+        let (line_tx, lines) = mpsc::channel();
+        let stdout = read_in_background(child.stdout.take(), Some(line_tx));
+        let stderr = read_in_background(child.stderr.take(), None);
+        let mut status = None;
+        while status.is_none() && started.elapsed() < self.timeout {
+            let slice = (self.timeout - started.elapsed()).min(Duration::from_millis(100));
+            status =
+                child.wait_timeout(slice).map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
+            lines.try_iter().for_each(|line: String| on_line(&secret::redact(&line)));
+        }
         let Some(status) = status else {
             // The whole tree: a `sh -c` whose `sleep` outlives it would keep running
             // and hold the output pipes open.
@@ -268,9 +279,11 @@ impl Cmd {
         // A grandchild that outlives the command may hold the pipes open: do not wait
         // for it longer than a moment.
         let grace = Duration::from_secs(2);
+        let stdout = collect(stdout, grace);
+        lines.try_iter().for_each(|line| on_line(&secret::redact(&line)));
         Ok(Output {
             code: status.code(),
-            stdout: secret::redact(&collect(stdout, grace)),
+            stdout: secret::redact(&stdout),
             stderr: secret::redact(&collect(stderr, grace)),
             duration: started.elapsed(),
         })
@@ -279,12 +292,31 @@ impl Cmd {
 
 type Pending = mpsc::Receiver<Vec<u8>>;
 
-fn read_in_background<R: Read + Send + 'static>(pipe: Option<R>) -> Option<Pending> {
+/// Reads a pipe to its end on a thread; with `lines`, each complete line is also sent
+/// as soon as it is read.
+fn read_in_background<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    lines: Option<mpsc::Sender<String>>,
+) -> Option<Pending> {
     let mut pipe = pipe?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
+        let mut chunk = [0u8; 8192];
+        let mut line_start = 0;
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if let Some(lines) = &lines {
+                while let Some(end) = buf[line_start..].iter().position(|b| *b == b'\n') {
+                    let line = String::from_utf8_lossy(&buf[line_start..line_start + end]).into_owned();
+                    let _ = lines.send(line);
+                    line_start += end + 1;
+                }
+            }
+        }
         let _ = tx.send(buf);
     });
     Some(rx)
@@ -316,6 +348,17 @@ mod tests {
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr, "err\n");
+        Ok(())
+    }
+
+    #[test]
+    fn lines_arrive_while_the_command_runs() -> Result<(), ExecError> {
+        let mut seen = Vec::new();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo one; sleep 0.3; echo two; printf three"])
+            .output_with_lines(&mut |line| seen.push(line.to_owned()))?;
+        assert_eq!(seen, ["one", "two"], "complete lines only, in order");
+        assert_eq!(out.stdout, "one\ntwo\nthree");
         Ok(())
     }
 

@@ -170,12 +170,22 @@ pub fn error(program: &str, message: &str) {
 
 /// A progress bar on stderr, drawn only on a terminal and never when quiet.
 pub fn progress(len: u64, label: &str, verbosity: Verbosity) -> ProgressBar {
+    bar(Some(len), label, "{prefix} [{bar:30}] {pos}/{len} {msg}", verbosity)
+}
+
+/// A progress bar of a fraction done (set its position in thousandths), shown as a
+/// percentage; on stderr, only on a terminal and never when quiet.
+pub fn progress_fraction(label: &str, verbosity: Verbosity) -> ProgressBar {
+    bar(Some(1000), label, "{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed})", verbosity)
+}
+
+fn bar(len: Option<u64>, label: &str, template: &str, verbosity: Verbosity) -> ProgressBar {
     let visible = verbosity != Verbosity::Quiet && colour_allowed(std::io::stderr().is_terminal());
     if !visible {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}") {
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(label.to_owned());
