@@ -98,3 +98,59 @@ fn the_committed_man_pages_and_completions_match_the_flags() -> Result<(), Box<d
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
+
+/// The product crates' Rust sources (not tests, benches or xtask).
+fn product_sources() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for krate in [
+        "common",
+        "bootstrap-prereqs",
+        "bootstrap-pi-config",
+        "bootstrap-services",
+        "bootstrap-data",
+        "bootstrap-validate",
+        "pi-config-audit",
+    ] {
+        rust_files(&root().join(krate).join("src"), &mut files);
+    }
+    files
+}
+
+/// Files of the product crates that contain `needle`, outside `allowed`.
+fn offenders(needle: &str, allowed: &[&str]) -> Vec<String> {
+    product_sources()
+        .into_iter()
+        .map(|f| f.strip_prefix(root()).map(Path::to_path_buf).unwrap_or(f))
+        .filter(|rel| !allowed.iter().any(|a| rel.ends_with(a)))
+        .filter(|rel| std::fs::read_to_string(root().join(rel)).unwrap_or_default().contains(needle))
+        .map(|rel| rel.display().to_string())
+        .collect()
+}
+
+#[test]
+fn architecture_invariants_hold() {
+    let spawn = ["Command", "::new("].concat();
+    assert_eq!(
+        offenders(&spawn, &["common/src/exec.rs", "common/src/sandbox.rs"]),
+        Vec::<String>::new(),
+        "only common::exec spawns processes"
+    );
+    for print in [["print", "ln!("].concat(), ["eprint", "ln!("].concat(), ["print", "!("].concat()] {
+        assert_eq!(offenders(&print, &[]), Vec::<String>::new(), "only common::output prints ({print})");
+    }
+    let yaml = ["serde_saphyr", "::"].concat();
+    assert_eq!(
+        offenders(
+            &yaml,
+            &[
+                "common/src/manifest/load.rs",
+                "common/src/manifest/types.rs",
+                "common/src/manifest/expand.rs",
+                "common/src/manifest/tree.rs",
+                "common/src/manifest/explain.rs"
+            ]
+        ),
+        Vec::<String>::new(),
+        "only common::manifest parses YAML"
+    );
+}
