@@ -243,9 +243,13 @@ pub fn isolated(test_name: &str) -> Option<Machine> {
         Ok(exe) => exe,
         Err(e) => panic!("cannot find the test binary: {e}"),
     };
+    // The test itself runs as the sandbox's user: library calls in it (not only the
+    // commands it spawns through `Machine::command`) reach the sandbox's HOME and manager.
     let inner = [
         "env".to_owned(),
         format!("{INSIDE}={}", dir.path().display()),
+        format!("HOME={}", Layout::new(dir.path()).home().display()),
+        format!("XDG_RUNTIME_DIR=/run/user/{}", crate::sys::euid()),
         exe.display().to_string(),
         "--exact".into(),
         test_name.into(),

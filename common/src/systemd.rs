@@ -78,16 +78,46 @@ pub fn ensure_reachable() -> Result<(), SystemdError> {
     }
 }
 
-/// The state of every unit in `units`, in one `systemctl --user show` call.
-/// `extra` names more properties to read (e.g. `MainPID`).
+/// Above this many units, [`show`] asks for every loaded unit by pattern instead of
+/// naming each one: systemd answers a long list of names much more slowly (about 2 s
+/// for 1,000 names, 0.4 s by pattern).
+const BY_PATTERN_ABOVE: usize = 64;
+
+/// The state of every unit in `units`, in order: one `systemctl --user show` call (two
+/// when many units are asked for and some are not loaded). `extra` names more
+/// properties to read (e.g. `MainPID`).
 pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    if units.len() <= BY_PATTERN_ABOVE {
+        return show_named(units, extra);
+    }
+    let patterns: std::collections::BTreeSet<String> =
+        units.iter().filter_map(|u| u.rsplit_once('.')).map(|(_, kind)| format!("*.{kind}")).collect();
+    let out = systemctl().arg("show").arg("--all").arg(properties(extra)).args(patterns).run()?;
+    let mut by_name: BTreeMap<String, UnitState> =
+        parse_show(&out.stdout).into_iter().map(|u| (u.id.clone(), u)).collect();
+    // A unit that is not loaded is not in a pattern's answer: ask for those by name.
+    let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
+    for state in show_named(&missing, extra)? {
+        by_name.insert(state.id.clone(), state);
+    }
+    Ok(units
+        .iter()
+        .map(|u| by_name.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
+        .collect())
+}
+
+fn properties(extra: &[&str]) -> String {
+    let mut props: Vec<&str> = BASE_PROPERTIES.to_vec();
+    props.extend_from_slice(extra);
+    format!("--property={}", props.join(","))
+}
+
+/// `systemctl --user show` naming each unit.
+fn show_named(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
     if units.is_empty() {
         return Ok(Vec::new());
     }
-    let mut props: Vec<&str> = BASE_PROPERTIES.to_vec();
-    props.extend_from_slice(extra);
-    let out =
-        systemctl().arg("show").arg(format!("--property={}", props.join(","))).args(units.iter().cloned()).run()?;
+    let out = systemctl().arg("show").arg(properties(extra)).args(units.iter().cloned()).run()?;
     Ok(parse_show(&out.stdout))
 }
 

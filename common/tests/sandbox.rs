@@ -25,3 +25,33 @@ fn a_sandboxed_test_has_a_user_manager_and_nginx() -> Result<(), Box<dyn std::er
     assert_eq!(String::from_utf8_lossy(&body.stdout).trim(), "hello from the sandbox");
     Ok(())
 }
+
+#[test]
+fn many_units_are_read_in_one_call_with_the_same_answer_as_by_name() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(machine) = sandbox::isolated("many_units_are_read_in_one_call_with_the_same_answer_as_by_name") else {
+        return Ok(());
+    };
+    let units = machine.layout.home().join(".config/systemd/user");
+    std::fs::create_dir_all(&units)?;
+    let mut names = Vec::new();
+    for i in 0..80 {
+        let name = format!("many-{i}.service");
+        std::fs::write(units.join(&name), "[Service]\nExecStart=/bin/sleep 300\n")?;
+        names.push(name);
+    }
+    machine.command("systemctl").args(["--user", "daemon-reload"]).output()?;
+    let started: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let out = machine.command("systemctl").args(["--user", "start"]).args(&started).output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    names.push("never-declared.service".to_owned());
+
+    let states = common::systemd::show(&names, &[])?;
+    assert_eq!(states.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), names, "one state per unit, in order");
+    for (i, state) in states.iter().enumerate() {
+        let want = if i < 5 { "active" } else { "inactive" };
+        assert_eq!(state.active_state, want, "{}", state.id);
+    }
+    assert_eq!(states[0].load_state, "loaded");
+    assert_eq!(states[80].load_state, "not-found");
+    Ok(())
+}
