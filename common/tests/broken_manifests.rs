@@ -219,6 +219,7 @@ broken! {
     env_mode_0644,
     env_var_invalid_name,
     validate_two_kinds,
+    check_bad_regex,
     several_problems,
 }
 

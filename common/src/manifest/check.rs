@@ -48,6 +48,7 @@ pub(crate) fn check_manifest(m: &Manifest, home: &Path, tree: &LazyTree<'_>) -> 
     check_write_targets(m, home, &mut p);
     check_backup_classes(m, &mut p);
     check_references(m, tree, &mut p);
+    check_patterns(m, tree, &mut p);
     p.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
     p
 }
@@ -282,5 +283,43 @@ fn check_references(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
         };
         let key = format!("validate[{i}]");
         p.push(Problem::new(tree.pos(&key).unwrap_or_else(|| check.name.pos()), key, message));
+    }
+}
+
+/// Output and body patterns are regexes: one that does not compile is a mistake in the
+/// manifest, found now rather than as a failing check after a restore.
+fn check_patterns(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
+    let mut patterns: Vec<(String, &str, Pos)> = Vec::new();
+    for (i, svc) in m.services.iter().enumerate() {
+        if let Some(super::types::Health::Http(http)) = &svc.health
+            && let Some(body) = &http.body
+        {
+            patterns.push((format!("services[{i}].health.http.body"), body, svc.name.pos()));
+        }
+    }
+    for (i, site) in m.nginx.iter().flat_map(|n| n.sites.iter()).enumerate() {
+        for (r, route) in site.routes.iter().enumerate() {
+            if let Some(body) = &route.body {
+                patterns.push((format!("nginx.sites[{i}].routes[{r}].body"), body, site.name.pos()));
+            }
+        }
+    }
+    for (i, check) in m.validate.iter().enumerate() {
+        if let Some(output) = &check.output {
+            patterns.push((format!("validate[{i}].output"), output, check.name.pos()));
+        }
+        if let Some(body) = check.http.as_ref().and_then(|h| h.body.as_ref()) {
+            patterns.push((format!("validate[{i}].http.body"), body, check.name.pos()));
+        }
+    }
+    for (key, pattern, fallback) in patterns {
+        if let Err(e) = regex::Regex::new(pattern) {
+            let why = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
+            p.push(Problem::new(
+                tree.pos(&key).unwrap_or(fallback),
+                key,
+                format!("{pattern:?} is not a valid regular expression ({why})"),
+            ));
+        }
     }
 }
