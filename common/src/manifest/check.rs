@@ -313,7 +313,8 @@ fn check_patterns(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
         }
     }
     for (key, pattern, fallback) in patterns {
-        if let Err(e) = regex::Regex::new(pattern) {
+        // The same parser the `regex` crate compiles with, without the compiling.
+        if let Err(e) = regex_syntax::Parser::new().parse(pattern) {
             let why = e.to_string().lines().last().unwrap_or_default().trim().to_owned();
             p.push(Problem::new(
                 tree.pos(&key).unwrap_or(fallback),
