@@ -19,7 +19,7 @@ mod units;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::engine::{self, AwaitingRepo, Ctx, ManagedBlock, Observed, Resource, RunOptions, Unavailable, UnknownItem};
+use common::engine::{self, Cause, Ctx, ManagedBlock, Observed, Resource, RunOptions, Unavailable, UnknownItem};
 use common::manifest::{ItemId, Manifest, Service, ShellBlock};
 use common::report::{Item, Report, Status};
 use common::systemd::{self, UnitState};
@@ -53,14 +53,19 @@ fn shell_block(block: &ShellBlock) -> Box<dyn Resource + '_> {
     let file = block.file.path().to_path_buf();
     let source = block.source.path();
     let unreadable = |reason: String| -> Box<dyn Resource> {
-        Box::new(Unavailable { id: id.clone(), kind: "block", path: Some(file.clone()), reason })
+        Box::new(Unavailable { id: id.clone(), kind: "block", path: Some(file.clone()), cause: Cause::Broken(reason) })
     };
     match engine::read_source(source) {
         Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(content) => Box::new(ManagedBlock { id, file, name: block.name.as_str().to_owned(), content }),
             Err(_) => unreadable(format!("the block's source {} is not UTF-8 text", source.display())),
         },
-        Ok(None) => Box::new(AwaitingRepo { id, kind: "block", path: Some(file), source: source.to_path_buf() }),
+        Ok(None) => Box::new(Unavailable {
+            id,
+            kind: "block",
+            path: Some(file),
+            cause: Cause::AwaitingRepo(source.to_path_buf()),
+        }),
         Err(e) => unreadable(format!("cannot read the block's source: {e}")),
     }
 }

@@ -26,7 +26,7 @@ pub use diff::unified_diff;
 pub use file::FileContent;
 pub use folder::Folder;
 pub use symlink::Symlink;
-pub use unavailable::{AwaitingRepo, Unavailable, awaiting_repo, read_source};
+pub use unavailable::{Cause, Unavailable, awaiting_repo, read_source};
 
 use crate::manifest::ItemId;
 use crate::output::{self, Verbosity};

@@ -1,19 +1,29 @@
-//! Resources whose declaration cannot be turned into a desired state: [`Unavailable`]
-//! fails at observe with the reason, so the rest of the plan runs; [`AwaitingRepo`]
-//! waits for a repo file that the pi-config step has not cloned yet.
+//! A resource whose declaration cannot be turned into a desired state yet: a source
+//! file that cannot be read fails at observe with the reason, so the rest of the plan
+//! runs; a repo file the pi-config step has not cloned yet differs, so `--check` on a
+//! fresh host says what will happen instead of failing.
 
 use std::path::{Path, PathBuf};
 
 use super::{Ctx, Difference, EngineError, Observed, Resource};
 use crate::manifest::ItemId;
 
-/// Always fails with `reason`.
+/// Why the desired state is not known.
+#[derive(Debug, Clone)]
+pub enum Cause {
+    /// It cannot be: the reason is reported as a failure.
+    Broken(String),
+    /// Its source is a repo file that is not there yet.
+    AwaitingRepo(PathBuf),
+}
+
+/// A resource whose desired state is not known, and why.
 #[derive(Debug, Clone)]
 pub struct Unavailable {
     pub id: ItemId,
     pub kind: &'static str,
     pub path: Option<PathBuf>,
-    pub reason: String,
+    pub cause: Cause,
 }
 
 impl Resource for Unavailable {
@@ -27,15 +37,23 @@ impl Resource for Unavailable {
         self.path.as_deref()
     }
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
-        Err(EngineError::Refused(self.reason.clone()))
+        match &self.cause {
+            Cause::Broken(reason) => Err(EngineError::Refused(reason.clone())),
+            Cause::AwaitingRepo(source) => Ok(Observed::Differs(awaiting_repo(source))),
+        }
     }
     fn apply(&self, _: &Ctx) -> Result<(), EngineError> {
-        Err(EngineError::Refused(self.reason.clone()))
+        Err(EngineError::Refused(match &self.cause {
+            Cause::Broken(reason) => reason.clone(),
+            Cause::AwaitingRepo(source) => {
+                format!("{} does not exist: run bootstrap-pi-config first, it clones the repo", source.display())
+            }
+        }))
     }
 }
 
 /// What a resource whose source file is not there yet waits for: the repo, cloned by
-/// `bootstrap-pi-config`. On a fresh host `--check` says so instead of failing.
+/// `bootstrap-pi-config`.
 pub fn awaiting_repo(source: &Path) -> Difference {
     Difference::new(format!(
         "its source {} is not there yet: bootstrap-pi-config clones the repo first",
@@ -49,36 +67,5 @@ pub fn read_source(source: &Path) -> Result<Option<Vec<u8>>, EngineError> {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(EngineError::io("read", source)(e)),
-    }
-}
-
-/// A resource built from a repo file that does not exist yet: it differs (so `--check`
-/// on a fresh host says what will happen) and cannot be applied until the file is there.
-#[derive(Debug, Clone)]
-pub struct AwaitingRepo {
-    pub id: ItemId,
-    pub kind: &'static str,
-    pub path: Option<PathBuf>,
-    pub source: PathBuf,
-}
-
-impl Resource for AwaitingRepo {
-    fn id(&self) -> &ItemId {
-        &self.id
-    }
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-    fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-    fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
-        Ok(Observed::Differs(awaiting_repo(&self.source)))
-    }
-    fn apply(&self, _: &Ctx) -> Result<(), EngineError> {
-        Err(EngineError::Refused(format!(
-            "{} does not exist: run bootstrap-pi-config first, it clones the repo",
-            self.source.display()
-        )))
     }
 }
