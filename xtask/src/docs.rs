@@ -140,6 +140,12 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
             }
         }
         let _ = writeln!(s, "```\n");
+        if m.backup.is_some() {
+            let _ = writeln!(
+                s,
+                "If the values are only in the backup, restore the data first (step 6, `bootstrap-data restore {mf}`): the env files come back with it, and this step then keeps their values.\n"
+            );
+        }
     }
     let _ = writeln!(s, "```sh\ntarget/debug/bootstrap-services {mf}\n```\n");
     for svc in &m.services {
