@@ -181,11 +181,6 @@ impl Cmd {
         self
     }
 
-    /// The program this command runs.
-    pub fn program(&self) -> &str {
-        &self.argv[0]
-    }
-
     /// The argv that will really run (with `sudo` in front where needed).
     pub fn effective_argv(&self) -> Vec<String> {
         self.argv_as(crate::sys::is_root())
