@@ -44,6 +44,9 @@ pub struct UnitState {
     pub unit_file_state: String,
     /// The file the unit was loaded from.
     pub fragment_path: String,
+    /// Its `EnvironmentFile=` paths, when the `EnvironmentFiles` property is asked for
+    /// (systemd repeats it, one line per file).
+    pub env_files: Vec<std::path::PathBuf>,
     /// Every property asked for, by name.
     pub properties: BTreeMap<String, String>,
 }
@@ -54,6 +57,26 @@ impl UnitState {
     }
     pub fn exists(&self) -> bool {
         self.load_state != "not-found"
+    }
+    /// Running or on its way to or from it.
+    pub fn is_running(&self) -> bool {
+        matches!(self.active_state.as_str(), "active" | "activating" | "reloading" | "deactivating")
+    }
+    /// Enabled by a link (in the user's or the runtime's configuration).
+    pub fn is_enabled(&self) -> bool {
+        matches!(self.unit_file_state.as_str(), "enabled" | "enabled-runtime" | "linked" | "linked-runtime")
+    }
+    /// "enabled, active (running)", or "not loaded".
+    pub fn describe(&self) -> String {
+        if self.load_state == "not-found" || self.load_state.is_empty() {
+            return "not loaded".to_owned();
+        }
+        let mut parts = Vec::new();
+        if !self.unit_file_state.is_empty() {
+            parts.push(self.unit_file_state.clone());
+        }
+        parts.push(format!("{} ({})", self.active_state, self.sub_state));
+        parts.join(", ")
     }
 }
 
@@ -92,9 +115,9 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
     }
     let patterns: std::collections::BTreeSet<String> =
         units.iter().filter_map(|u| u.rsplit_once('.')).map(|(_, kind)| format!("*.{kind}")).collect();
-    let out = systemctl().arg("show").arg("--all").arg(properties(extra)).args(patterns).run()?;
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
     let mut by_name: BTreeMap<String, UnitState> =
-        parse_show(&out.stdout).into_iter().map(|u| (u.id.clone(), u)).collect();
+        show_all(&patterns, extra)?.into_iter().map(|u| (u.id.clone(), u)).collect();
     // A unit that is not loaded is not in a pattern's answer: ask for those by name.
     let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
     for state in show_named(&missing, extra)? {
@@ -104,6 +127,12 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
         .iter()
         .map(|u| by_name.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
         .collect())
+}
+
+/// Every loaded unit matching `patterns` (such as `*.service`), in one call.
+pub fn show_all(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    let out = systemctl().arg("show").arg("--all").arg(properties(extra)).args(patterns.iter().copied()).run()?;
+    Ok(parse_show(&out.stdout))
 }
 
 fn properties(extra: &[&str]) -> String {
@@ -127,22 +156,29 @@ pub fn parse_show(text: &str) -> Vec<UnitState> {
     text.split("\n\n")
         .filter(|block| !block.trim().is_empty())
         .map(|block| {
-            let properties: BTreeMap<String, String> = block
-                .lines()
-                .filter_map(|line| line.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            let get = |key: &str| properties.get(key).cloned().unwrap_or_default();
-            UnitState {
-                id: get("Id"),
-                load_state: get("LoadState"),
-                active_state: get("ActiveState"),
-                sub_state: get("SubState"),
-                unit_file_state: get("UnitFileState"),
-                fragment_path: get("FragmentPath"),
-                properties,
+            let mut unit = UnitState::default();
+            for (key, value) in block.lines().filter_map(|line| line.split_once('=')) {
+                match key {
+                    "Id" => unit.id = value.to_owned(),
+                    "LoadState" => unit.load_state = value.to_owned(),
+                    "ActiveState" => unit.active_state = value.to_owned(),
+                    "SubState" => unit.sub_state = value.to_owned(),
+                    "UnitFileState" => unit.unit_file_state = value.to_owned(),
+                    "FragmentPath" => unit.fragment_path = value.to_owned(),
+                    "EnvironmentFiles" => {
+                        // "/path (ignore_errors=yes)"
+                        let path = value.rsplit_once(" (").map_or(value, |(p, _)| p);
+                        if !path.is_empty() {
+                            unit.env_files.push(path.into());
+                        }
+                    }
+                    _ => {}
+                }
+                unit.properties.insert(key.to_owned(), value.to_owned());
             }
+            unit
         })
+        .filter(|unit| !unit.id.is_empty())
         .collect()
 }
 
@@ -174,5 +210,14 @@ mod tests {
         assert!(units[0].is_active());
         assert_eq!(units[0].unit_file_state, "enabled");
         assert!(!units[1].exists());
+        assert_eq!(units[0].describe(), "enabled, active (running)");
+        assert!(units[0].is_running() && units[0].is_enabled());
+    }
+
+    #[test]
+    fn keeps_every_environment_file() {
+        let text = "Id=a.service\nEnvironmentFiles=/h/x.env (ignore_errors=no)\nEnvironmentFiles=/etc/y.env (ignore_errors=yes)\n";
+        let units = parse_show(text);
+        assert_eq!(units[0].env_files, [std::path::PathBuf::from("/h/x.env"), std::path::PathBuf::from("/etc/y.env")]);
     }
 }

@@ -11,12 +11,14 @@
 //!   and are not named, unless this user enabled them.
 //!
 //! The state of every loaded service and timer comes from one
-//! `systemctl --user show --all '*.service' '*.timer'`; the unit folder is listed once.
+//! `systemctl --user show --all '*.service' '*.timer'` (`common::systemd::show_all`);
+//! the unit folder is listed once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::report::{Item, Status, tilde};
+use common::systemd::UnitState;
 
 use super::{item, sorted_entries};
 use crate::declared::Declared;
@@ -28,82 +30,13 @@ const UNIT_SUFFIXES: &[&str] =
 /// Folders of enablement links.
 const LINK_DIRS: &[&str] = &[".wants", ".requires", ".upholds"];
 
-/// The properties asked for.
-const PROPERTIES: &str = "Id,LoadState,ActiveState,SubState,UnitFileState,FragmentPath,EnvironmentFiles";
-
-/// What systemd says of one unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitInfo {
-    pub id: String,
-    pub load_state: String,
-    pub active_state: String,
-    pub sub_state: String,
-    pub unit_file_state: String,
-    pub fragment_path: String,
-    /// `EnvironmentFile=` paths (the property repeats, one line per file).
-    pub env_files: Vec<PathBuf>,
-}
-
-impl UnitInfo {
-    fn running(&self) -> bool {
-        matches!(self.active_state.as_str(), "active" | "activating" | "reloading" | "deactivating")
-    }
-    fn enabled(&self) -> bool {
-        matches!(self.unit_file_state.as_str(), "enabled" | "enabled-runtime" | "linked" | "linked-runtime")
-    }
-    /// "enabled, active (running)".
-    fn state(&self) -> String {
-        if self.load_state == "not-found" || self.load_state.is_empty() {
-            return "not loaded".to_owned();
-        }
-        let mut parts = Vec::new();
-        if !self.unit_file_state.is_empty() {
-            parts.push(self.unit_file_state.clone());
-        }
-        parts.push(format!("{} ({})", self.active_state, self.sub_state));
-        parts.join(", ")
-    }
-}
-
 /// What the user manager said, once.
 #[derive(Debug, Clone)]
 pub enum Manager {
     /// It could not be asked; why.
     Unreachable(String),
     /// Every loaded service and timer, by name.
-    Units(BTreeMap<String, UnitInfo>),
-}
-
-/// Parses `systemctl show` output: blocks of `Key=Value` lines separated by an empty
-/// line. Unlike `common::systemd::parse_show`, keeps every `EnvironmentFiles=` line.
-pub fn parse_show(text: &str) -> BTreeMap<String, UnitInfo> {
-    let mut units = BTreeMap::new();
-    for block in text.split("\n\n") {
-        let mut unit = UnitInfo::default();
-        for (key, value) in block.lines().filter_map(|l| l.split_once('=')) {
-            let value = value.to_owned();
-            match key {
-                "Id" => unit.id = value,
-                "LoadState" => unit.load_state = value,
-                "ActiveState" => unit.active_state = value,
-                "SubState" => unit.sub_state = value,
-                "UnitFileState" => unit.unit_file_state = value,
-                "FragmentPath" => unit.fragment_path = value,
-                "EnvironmentFiles" => {
-                    // "/path (ignore_errors=yes)"
-                    let path = value.rsplit_once(" (").map_or(value.as_str(), |(p, _)| p);
-                    if !path.is_empty() {
-                        unit.env_files.push(PathBuf::from(path));
-                    }
-                }
-                _ => {}
-            }
-        }
-        if !unit.id.is_empty() {
-            units.insert(unit.id.clone(), unit);
-        }
-    }
-    units
+    Units(BTreeMap<String, UnitState>),
 }
 
 /// Asks the user manager once for every loaded service and timer.
@@ -113,9 +46,8 @@ pub fn query_manager() -> Manager {
             "XDG_RUNTIME_DIR is not set, so the systemd user manager cannot be reached".into(),
         );
     }
-    let cmd = common::systemd::systemctl().args(["show", "--all", &format!("--property={PROPERTIES}")]);
-    match cmd.args(["*.service", "*.timer"]).run() {
-        Ok(out) => Manager::Units(parse_show(&out.stdout)),
+    match common::systemd::show_all(&["*.service", "*.timer"], &["EnvironmentFiles"]) {
+        Ok(units) => Manager::Units(units.into_iter().map(|u| (u.id.clone(), u)).collect()),
         Err(e) => Manager::Unreachable(format!("the systemd user manager cannot be asked: {e}")),
     }
 }
@@ -135,7 +67,7 @@ pub fn scan_units(declared: &Declared, manager: &Manager) -> Vec<Item> {
     };
     // What the manager says of a unit, or that it could not be asked.
     let state_of = |name: &str| match units {
-        Some(units) => units.get(name).map_or_else(|| "not loaded".to_owned(), UnitInfo::state),
+        Some(units) => units.get(name).map_or_else(|| "not loaded".to_owned(), UnitState::describe),
         None => "state unknown".to_owned(),
     };
     let entries = match sorted_entries(&dir) {
@@ -230,7 +162,8 @@ pub fn scan_units(declared: &Declared, manager: &Manager) -> Vec<Item> {
                 }
                 let transient = unit.unit_file_state == "transient" || fragment.starts_with("/run");
                 let vendor = fragment.starts_with("/usr") || fragment.starts_with("/lib");
-                let flagged = if transient { unit.running() } else { !vendor && (unit.running() || unit.enabled()) };
+                let flagged =
+                    if transient { unit.is_running() } else { !vendor && (unit.is_running() || unit.is_enabled()) };
                 if !flagged {
                     continue;
                 }
@@ -242,7 +175,7 @@ pub fn scan_units(declared: &Declared, manager: &Manager) -> Vec<Item> {
                 let id = format!("undeclared-service:{}", unit.id);
                 let detail = format!(
                     "{} but not declared, {from}: declare it under `services`, or stop and disable it",
-                    unit.state()
+                    unit.describe()
                 );
                 let path = (!unit.fragment_path.is_empty()).then(|| PathBuf::from(&unit.fragment_path));
                 found.insert(id.clone(), item(id, "service", Status::Drift, path, detail));
@@ -287,18 +220,6 @@ pub fn env_files_read<'m>(declared: &Declared, manager: &'m Manager) -> Vec<(&'m
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_every_env_file_and_state() {
-        let text = "EnvironmentFiles=/h/x.env (ignore_errors=yes)\nEnvironmentFiles=/etc/y.env (ignore_errors=no)\nId=a.service\nLoadState=loaded\nActiveState=active\nSubState=running\nFragmentPath=/h/.config/systemd/user/a.service\nUnitFileState=enabled\n\nId=b.timer\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nFragmentPath=/usr/lib/systemd/user/b.timer\nUnitFileState=static\n";
-        let units = parse_show(text);
-        let a = units.get("a.service").cloned().unwrap_or_default();
-        assert_eq!(a.env_files, [PathBuf::from("/h/x.env"), PathBuf::from("/etc/y.env")]);
-        assert!(a.running() && a.enabled());
-        assert_eq!(a.state(), "enabled, active (running)");
-        let b = units.get("b.timer").cloned().unwrap_or_default();
-        assert!(!b.running() && !b.enabled());
-    }
 
     #[test]
     fn unit_names_need_a_stem() {
