@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::engine::UnknownItem;
-use common::manifest::{BackupClass, Manifest, Service};
+use common::manifest::{BackupClass, Manifest};
 
 /// One `backup`-class path of the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,17 +44,6 @@ fn overlap(a: &Path, b: &Path) -> bool {
     within(a, b) || within(b, a)
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// The units of a service: its unit file's name and its timers' names.
-pub fn units_of(service: &Service) -> Vec<String> {
-    let mut units = vec![file_name(service.unit.path())];
-    units.extend(service.timers.iter().map(|t| file_name(t.path())));
-    units
-}
-
 /// Every `backup`-class path of the manifest, in manifest order (declared paths, then
 /// services' data paths), each with the services that own it.
 pub fn data_paths(manifest: &Manifest) -> Vec<DataPath> {
@@ -68,7 +57,7 @@ pub fn data_paths(manifest: &Manifest) -> Vec<DataPath> {
                 .services
                 .iter()
                 .filter(|s| s.data_path.as_ref().is_some_and(|d| overlap(d.path(), &path)))
-                .map(|s| Owner { service: s.name.as_str().to_owned(), units: units_of(s) })
+                .map(|s| Owner { service: s.name.as_str().to_owned(), units: s.unit_names() })
                 .collect();
             DataPath { id: format!("data:{owner_id}"), path, owners }
         })

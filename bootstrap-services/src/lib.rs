@@ -155,7 +155,7 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
     let observed: Vec<(usize, Observed)> =
         files.iter().enumerate().filter_map(|(i, f)| f.observe(ctx).ok().map(|o| (i, o))).collect();
     let unit_differs = |service: &Service| {
-        let (unit, timers) = units::unit_names(service);
+        let (unit, timers) = (service.unit_name(), service.timer_names());
         observed.iter().any(|(i, o)| {
             let name = files[*i].target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             matches!(o, Observed::Differs(_)) && (name == unit || timers.contains(&name))

@@ -105,16 +105,11 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// The unit names of a service: its service unit, then its timers.
-pub fn unit_names(service: &Service) -> (String, Vec<String>) {
-    (file_name(service.unit.path()), service.timers.iter().map(|t| file_name(t.path())).collect())
-}
-
 /// The units that must be enabled and active for a service: its timers when it has
 /// some (a job runs when its timer fires), else the service itself.
 pub fn units_to_run(service: &Service) -> Vec<String> {
-    let (unit, timers) = unit_names(service);
-    if timers.is_empty() { vec![unit] } else { timers }
+    let timers = service.timer_names();
+    if timers.is_empty() { vec![service.unit_name()] } else { timers }
 }
 
 /// The unit files of every service.

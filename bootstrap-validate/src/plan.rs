@@ -139,11 +139,6 @@ impl Check {
     }
 }
 
-/// The file name of a repo file (`systemd/x.service` -> `x.service`): the unit's name.
-fn unit_name(raw: &str) -> String {
-    Path::new(raw).file_name().map_or_else(|| raw.to_owned(), |n| n.to_string_lossy().into_owned())
-}
-
 fn http_probe(check: &manifest::HttpCheck) -> HttpProbe {
     HttpProbe { url: check.url.clone(), status: check.status, body: check.body.clone() }
 }
@@ -180,8 +175,8 @@ pub fn plan(manifest: &Manifest, default_timeout: Duration) -> Vec<Check> {
             kind: "service",
             timeout: default_timeout,
             probe: Probe::Service(ServiceProbe {
-                unit: unit_name(service.unit.raw()),
-                timers: service.timers.iter().map(|t| unit_name(t.raw())).collect(),
+                unit: service.unit_name(),
+                timers: service.timer_names(),
                 job: service.class == ServiceClass::Job,
                 health,
             }),

@@ -246,6 +246,26 @@ pub struct Service {
     pub backup: Option<Spanned<BackupClass>>,
 }
 
+impl Service {
+    /// The name of its systemd unit: the unit file's name (`agents-database.service`).
+    pub fn unit_name(&self) -> String {
+        repo_file_name(&self.unit)
+    }
+    /// The names of its timer units.
+    pub fn timer_names(&self) -> Vec<String> {
+        self.timers.iter().map(repo_file_name).collect()
+    }
+    /// Every unit of the service: its own, then its timers.
+    pub fn unit_names(&self) -> Vec<String> {
+        std::iter::once(self.unit_name()).chain(self.timer_names()).collect()
+    }
+}
+
+fn repo_file_name(file: &RepoFile) -> String {
+    let raw = file.raw();
+    std::path::Path::new(raw).file_name().map_or_else(|| raw.to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
 /// What kind of service a service is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
