@@ -6,17 +6,28 @@
 //! snapshot's id and what was left out inside it; the repository's item carries the
 //! snapshot's totals. `--check` says the same without running restic's backup (it
 //! still asks whether the repository exists, read-only).
+//!
+//! On a host where a path still waits for its restore (`common::durable`: it held
+//! nothing of its own when pi-bootstrap first ran here, and no restore has settled it)
+//! while a snapshot of this host holds data for it, the backup is refused: its fresh,
+//! empty state would become the newest snapshot. The refusal names the paths and the
+//! command that settles them (`bootstrap-data restore`); `--force` backs up anyway.
+//! Every path a backup took is settled.
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use common::cli::Failure;
+use common::durable::provenance::Provenance;
+use common::durable::{self, How, Ledger, SnapshotRef};
 use common::engine::Ctx;
 use common::manifest::Manifest;
 use common::output;
 use common::report::{Item, Report, Status, tilde};
 
 use crate::paths::{self, BackupSet, DataPath, within};
-use crate::restic::{BackupOutcome, Restic};
+use crate::restic::{self, BackupOutcome, InSnapshot, Restic, ResticError};
 use crate::{Options, STEP, backup_section, clock, host_name, item, never_in_snapshot, repository_item, show_paths};
 
 /// Backs up every selected `backup` path in one snapshot.
@@ -28,6 +39,10 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     }
     let backup = backup_section(manifest)?;
     let _lock = if options.check { None } else { Some(ctx.state.lock()?) };
+    if !options.check {
+        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
+    }
+    let mut ledger = Ledger::load(&ctx.state, &ctx.home)?;
     let host = host_name(manifest)?;
     let home = &ctx.home;
 
@@ -73,6 +88,18 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         },
         Err(e) => return finish(report, repository_item(backup, Status::Failed, e.to_string()), &not_backed_up),
     };
+    let unsettled: Vec<&Path> =
+        selected.iter().filter(|p| !ledger.settled.contains_key(&p.path)).map(|p| p.path.as_path()).collect();
+    let provenance = Provenance::new(manifest, home, &unsettled);
+    let awaiting: Vec<&DataPath> =
+        selected.iter().filter(|p| ledger.standing(&p.path, &provenance).is_awaiting()).collect();
+    if !awaiting.is_empty() && !options.force && repo.status == Status::Ok {
+        match waiting_for_restore(&restic, &host, &awaiting) {
+            Ok(waiting) if !waiting.is_empty() => return Ok(refused(report, repo, &selected, &waiting, home)),
+            Ok(_) => {}
+            Err(e) => return finish(report, repository_item(backup, Status::Failed, e.to_string()), &not_backed_up),
+        }
+    }
     if options.check || set.targets.is_empty() {
         return finish(report, repo, &would);
     }
@@ -85,6 +112,16 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     match result {
         Ok((outcome, command)) => {
             report.commands.push(command);
+            let taken = SnapshotRef { id: outcome.snapshot.clone(), time: durable::now_text() };
+            let newly: Vec<&DataPath> =
+                selected.iter().filter(|p| exists(p) && !ledger.settled.contains_key(&p.path)).collect();
+            for path in newly {
+                ledger.settle(&path.path, How::BackedUp, Some(taken.clone()));
+            }
+            if let Err(e) = ledger.save(&ctx.state) {
+                repo.status = Status::Failed;
+                repo.detail = format!("{}; but cannot write down what it backed up: {e}", repo.detail);
+            }
             let sep = if repo.detail.is_empty() { "" } else { "; " };
             repo.detail =
                 format!("{}{sep}snapshot {} of host {host}: {}", repo.detail, outcome.snapshot, totals(&outcome));
@@ -92,6 +129,69 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         }
         Err(e) => finish(report, repository_item(backup, Status::Failed, e.to_string()), &not_backed_up),
     }
+}
+
+/// The awaiting paths that a snapshot of `host` holds data for, with that snapshot
+/// (restic's short id and time): their restore is still due on this host.
+fn waiting_for_restore(
+    restic: &Restic,
+    host: &str,
+    awaiting: &[&DataPath],
+) -> Result<Vec<(DataPath, String)>, ResticError> {
+    let snapshots: Vec<restic::Snapshot> = restic.snapshots()?.into_iter().filter(|s| s.hostname == host).collect();
+    let mut by_snapshot: BTreeMap<usize, Vec<&DataPath>> = BTreeMap::new();
+    for path in awaiting {
+        if let Some(s) =
+            restic::newest_covering(&snapshots, &path.path).and_then(|s| snapshots.iter().position(|o| o.id == s.id))
+        {
+            by_snapshot.entry(s).or_default().push(path);
+        }
+    }
+    let mut waiting = Vec::new();
+    for (s, members) in by_snapshot {
+        let snapshot = &snapshots[s];
+        let asked: Vec<std::path::PathBuf> = members.iter().map(|p| p.path.clone()).collect();
+        let held = restic.ls(&snapshot.id, &asked)?;
+        for path in members {
+            if held.get(&path.path) == Some(&InSnapshot::Data) {
+                let when = snapshot.when().map(|t| format!(" of {}", clock::show_time(t))).unwrap_or_default();
+                waiting.push(((*path).clone(), format!("snapshot {}{when}", snapshot.short_id)));
+            }
+        }
+    }
+    Ok(waiting)
+}
+
+/// The report of a refused backup.
+fn refused(
+    mut report: Report,
+    repo: Item,
+    selected: &[DataPath],
+    waiting: &[(DataPath, String)],
+    home: &Path,
+) -> Report {
+    report.push(repo);
+    let names: Vec<String> = waiting.iter().map(|(p, _)| tilde(&p.path, home)).collect();
+    for path in selected {
+        let it = match waiting.iter().find(|(p, _)| p.id == path.id) {
+            Some((_, snapshot)) => item(
+                path,
+                Status::Failed,
+                format!(
+                    "waits for its restore: {snapshot} holds data for it, and this host has not restored it yet; \
+                     a backup now would make this host's fresh state the newest snapshot. \
+                     `bootstrap-data restore` settles it; `bootstrap-data backup --force` backs up what is here anyway"
+                ),
+            ),
+            None => item(
+                path,
+                Status::Skipped,
+                format!("not backed up: the backup waits for the restore of {}", names.join(", ")),
+            ),
+        };
+        report.push(it);
+    }
+    report
 }
 
 fn totals(outcome: &BackupOutcome) -> String {

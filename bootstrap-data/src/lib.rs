@@ -8,21 +8,30 @@
 //! - [`backup`]: one restic snapshot of every existing `backup` path, without what is
 //!   declared with another class inside them (the most specific path wins), tagged with
 //!   the host's name (`--host`, from the manifest's `host` or the machine's name) and
-//!   `pi-bootstrap`; the repository is created when there is none.
-//! - [`restore`]: each path that is missing or an empty folder comes back from the
-//!   newest snapshot of this host that covers it. A path holding data is left alone
-//!   (ok, and said so) unless `--force`, and then it is kept aside first
-//!   (`~/.local/state/pi-bootstrap/kept/RUN/...`). restic restores into a staging
-//!   folder next to the path, which is then renamed into place: the path appears whole
-//!   or not at all, and restic never touches the folders above it (restoring to `/`
-//!   would reset their modes and times from the snapshot). The running services that
-//!   own a path are stopped around the restore and started again after, failure or
-//!   not. Observe, apply, observe again: a second restore reports zero changes and runs
-//!   no command that changes anything (the repository is only read when a path is
-//!   missing or empty).
+//!   `pi-bootstrap`; the repository is created when there is none. Refused (exit 1)
+//!   while a path still waits for its restore on this host and a snapshot holds data
+//!   for it, so a fresh host's empty state never silently becomes the newest snapshot
+//!   (`--force` to back up anyway). What it backed up is settled in the ledger.
+//! - [`restore`]: each path whose data is not this host's yet comes back from the
+//!   newest snapshot of this host that holds it, decided from evidence (see
+//!   [`decide`] and `common::durable`): a fresh host's own writes (a database a
+//!   service made at its first start, a `~/.bashrc` of skeleton lines and managed
+//!   blocks) are kept aside and replaced; data that was here before is left alone, and
+//!   said so. `--force` or `--snapshot ID` restores over anything, keeping it aside
+//!   first (`~/.local/state/pi-bootstrap/kept/RUN/...`). restic restores into a
+//!   staging folder next to the path, which is then renamed into place: the path
+//!   appears whole or not at all, and restic never touches the folders above it. The
+//!   running services that own a path are stopped around the restore and started again
+//!   after, failure or not; then the services that waited for their data are started.
+//!   Observe, apply, observe again: a second restore reports zero changes and runs no
+//!   command that changes anything (the repository is only read when a path is not
+//!   settled, or missing).
 //! - [`status`] / [`status_report`]: per path, the newest snapshot that covers it and
-//!   its age against the manifest's `max_age`; stale or in no snapshot is `drift`
-//!   (exit 1). The audit reuses [`status_report`].
+//!   its age against the manifest's `max_age`; stale, in no snapshot, or still waiting
+//!   for its restore on this host is `drift` (exit 1). The audit reuses
+//!   [`status_report`].
+//! - [`snapshots`]: per path, every snapshot of this host that holds it (one `restic
+//!   find`), and which one it was restored from.
 //!
 //! The password comes from the manifest's password file through
 //! `RESTIC_PASSWORD_FILE` (never a command line), and is registered for redaction. See
@@ -30,13 +39,15 @@
 
 mod backup;
 mod clock;
+pub mod decide;
 pub mod paths;
 pub mod restic;
 mod restore;
 mod services;
+mod snapshots;
 mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::cli::Failure;
 use common::manifest::{Backup, Manifest};
@@ -44,8 +55,9 @@ use common::output::Verbosity;
 use common::report::{Item, Status, tilde};
 
 pub use backup::backup;
-pub use paths::{DataPath, Owner, data_paths};
+pub use common::durable::{DataPath, Owner, data_paths, never_in_snapshot};
 pub use restore::restore;
+pub use snapshots::snapshots;
 pub use status::{status, status_report};
 
 /// The step's name in reports.
@@ -64,16 +76,41 @@ pub struct Args {
 /// What `bootstrap-data` does.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// One restic snapshot of every `backup`-class path.
-    Backup,
-    /// Restores each must-back-up path that is missing or empty from the newest snapshot.
-    Restore {
-        /// Also restore over data that is there (kept aside first).
+    /// One restic snapshot of every `backup`-class path (refused while a path still
+    /// waits for its restore on this host).
+    Backup {
+        /// Back up even paths that still wait for their restore (their fresh state
+        /// becomes the newest snapshot).
         #[arg(long)]
         force: bool,
     },
+    /// Brings back each must-back-up path whose data is not this host's yet, from the
+    /// newest snapshot, and starts the services that waited for it.
+    Restore {
+        /// Restore over whatever is there (kept aside first).
+        #[arg(long, conflicts_with = "snapshot")]
+        force: bool,
+        /// Restore from this snapshot (an id or its start), over whatever is there
+        /// (kept aside first).
+        #[arg(long, value_name = "ID")]
+        snapshot: Option<String>,
+    },
     /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
     Status,
+    /// Per must-back-up path, every snapshot of this host that holds it.
+    Snapshots,
+}
+
+impl Action {
+    /// The options these flags give.
+    pub fn options(&self, common: &common::cli::CommonArgs) -> Options {
+        let (force, snapshot) = match self {
+            Action::Backup { force } => (*force, None),
+            Action::Restore { force, snapshot } => (*force, snapshot.clone()),
+            Action::Status | Action::Snapshots => (false, None),
+        };
+        Options { check: common.check, force, snapshot, only: common.only.clone(), verbosity: common.verbosity() }
+    }
 }
 
 /// The tag of every snapshot this step makes (besides restic's `--host`).
@@ -87,8 +124,11 @@ pub const REPOSITORY_ID: &str = "data:repository";
 pub struct Options {
     /// Observe only: say what would be done.
     pub check: bool,
-    /// `restore --force`: also restore over data that is there (kept aside first).
+    /// `restore --force`: also restore over data that is there (kept aside first);
+    /// `backup --force`: back up even what still waits for its restore.
     pub force: bool,
+    /// `restore --snapshot ID`: restore from this snapshot (kept aside first).
+    pub snapshot: Option<String>,
     /// Only these items (all when empty).
     pub only: Vec<String>,
     pub verbosity: Verbosity,
@@ -113,16 +153,6 @@ fn backup_section(manifest: &Manifest) -> Result<&Backup, Failure> {
     manifest.backup.as_ref().ok_or_else(|| {
         Failure::Run("the manifest has `backup`-class paths but no `backup` section to say where they go".to_owned())
     })
-}
-
-/// What may never be in a snapshot, with why: the password file (the backup cannot
-/// hold its own key) and a local repository (it would back itself up).
-fn never_in_snapshot(backup: &Backup) -> Vec<(PathBuf, String)> {
-    let mut never = vec![(backup.password_file.path().to_path_buf(), "the restic password file".to_owned())];
-    if let Some(folder) = restic::local_folder(&backup.repository.value) {
-        never.push((folder, "the restic repository".to_owned()));
-    }
-    never
 }
 
 /// The item of one data path.

@@ -12,13 +12,12 @@ fn run(args: &Args) -> Result<i32, Failure> {
     let manifest = args.common.load_manifest()?;
     let home = state::home_from_env()?;
     let ctx = Ctx::new(&home);
-    let force = matches!(args.action, Action::Restore { force: true });
-    let c = &args.common;
-    let options = bootstrap_data::Options { check: c.check, force, only: c.only.clone(), verbosity: c.verbosity() };
+    let options = args.action.options(&args.common);
     let report = match args.action {
-        Action::Backup => bootstrap_data::backup(&manifest, &ctx, &options)?,
+        Action::Backup { .. } => bootstrap_data::backup(&manifest, &ctx, &options)?,
         Action::Restore { .. } => bootstrap_data::restore(&manifest, &ctx, &options)?,
         Action::Status => bootstrap_data::status(&manifest, &ctx, &options)?,
+        Action::Snapshots => bootstrap_data::snapshots(&manifest, &ctx, &options)?,
     };
     Ok(cli::print(&report, &home, &args.common))
 }

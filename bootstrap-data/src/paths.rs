@@ -1,5 +1,5 @@
-//! The paths the manifest says must be backed up, the services that own them, and
-//! what a snapshot leaves out.
+//! What a snapshot of the `backup`-class paths holds and leaves out. (The paths
+//! themselves and the services that own them are `common::durable`'s.)
 //!
 //! Every `backup`-class path is one item: a declared path (`data:path:NAME`) or a
 //! service's data path (`data:service:NAME`). Classes nest, and the most specific
@@ -15,54 +15,7 @@ use std::path::{Path, PathBuf};
 use common::engine::UnknownItem;
 use common::manifest::{BackupClass, Manifest};
 
-/// One `backup`-class path of the manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataPath {
-    /// `data:path:NAME` or `data:service:NAME`.
-    pub id: String,
-    /// The absolute path on the host.
-    pub path: PathBuf,
-    /// The services whose data path is this path, inside it, or holds it.
-    pub owners: Vec<Owner>,
-}
-
-/// A service that owns a data path: stopped while the path is restored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub service: String,
-    /// Its unit and its timers (`agents-database.service`, `x.timer`).
-    pub units: Vec<String>,
-}
-
-/// Is `inner` the same path as `outer` or inside it (by components)?
-pub fn within(inner: &Path, outer: &Path) -> bool {
-    inner.starts_with(outer)
-}
-
-/// Do two paths overlap (one holds the other)?
-fn overlap(a: &Path, b: &Path) -> bool {
-    within(a, b) || within(b, a)
-}
-
-/// Every `backup`-class path of the manifest, in manifest order (declared paths, then
-/// services' data paths), each with the services that own it.
-pub fn data_paths(manifest: &Manifest) -> Vec<DataPath> {
-    manifest
-        .classified_paths()
-        .into_iter()
-        .filter(|(_, class, _)| *class == BackupClass::Backup)
-        .map(|(path, _, owner_id)| {
-            let path = path.path().to_path_buf();
-            let owners = manifest
-                .services
-                .iter()
-                .filter(|s| s.data_path.as_ref().is_some_and(|d| overlap(d.path(), &path)))
-                .map(|s| Owner { service: s.name.as_str().to_owned(), units: s.unit_names() })
-                .collect();
-            DataPath { id: format!("data:{owner_id}"), path, owners }
-        })
-        .collect()
-}
+pub use common::durable::{DataPath, Owner, data_paths, within};
 
 /// The paths `--only` asks for (all when it is empty); an unknown id is an error of
 /// the command line.
@@ -230,24 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn owners_are_the_services_whose_data_path_overlaps() -> Result<(), Box<dyn std::error::Error>> {
+    fn an_unknown_only_is_refused() -> Result<(), Box<dyn std::error::Error>> {
         let home = tempfile::tempdir()?;
-        let service = |name: &str, data: &str| {
-            format!(
-                "  - {{name: {name}, purpose: p, source: s, unit: systemd/{name}.service, timers: [systemd/{name}.timer], data_path: {data}, backup: backup}}\n"
-            )
-        };
-        let services = format!("services:\n{}{}", service("inner", "~/out/inner"), service("other", "~/elsewhere"));
-        let m = manifest(home.path(), "  - {name: out, path: ~/out, role: r, backup: backup}\n", &services)?;
-        let paths = data_paths(&m);
-        assert_eq!(
-            paths[0].owners,
-            [Owner { service: "inner".into(), units: vec!["inner.service".into(), "inner.timer".into()] }]
-        );
-        assert_eq!(paths[1].id, "data:service:inner");
-        assert_eq!(paths[1].owners.len(), 1);
-        assert!(select(paths.clone(), &["data:path:nope".into()]).is_err());
-        assert_eq!(select(paths, &["data:service:other".into()])?.len(), 1);
+        let m = manifest(home.path(), "  - {name: out, path: ~/out, role: r, backup: backup}\n", "")?;
+        assert!(select(data_paths(&m), &["data:path:nope".into()]).is_err());
+        assert_eq!(select(data_paths(&m), &["data:path:out".into()])?.len(), 1);
         Ok(())
     }
 

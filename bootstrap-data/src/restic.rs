@@ -101,12 +101,39 @@ pub fn newest_covering<'s>(snapshots: &'s [Snapshot], path: &Path) -> Option<&'s
     snapshots.iter().filter(|s| s.covers(path)).max_by_key(|s| s.when())
 }
 
-/// A file or folder of a snapshot, from `restic ls --json`.
+/// A file or folder of a snapshot, from `restic ls --json` (and `find --json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Node {
     pub path: PathBuf,
+    /// `file`, `dir`, `symlink`, ...
     #[serde(rename = "type", default)]
     pub kind: String,
+    #[serde(default)]
+    pub size: u64,
+    /// restic's mode: the permission bits, with Go's flags for the type above them.
+    #[serde(default)]
+    pub mode: u64,
+    /// RFC 3339.
+    #[serde(default)]
+    pub mtime: String,
+}
+
+impl Node {
+    pub fn modified(&self) -> Option<SystemTime> {
+        clock::parse_rfc3339(&self.mtime)
+    }
+    pub fn permissions(&self) -> u32 {
+        u32::try_from(self.mode & 0o7777).unwrap_or_default()
+    }
+}
+
+/// The matches of one snapshot in `restic find --json`.
+#[derive(Debug, Deserialize)]
+struct FindMatches {
+    #[serde(default)]
+    matches: Vec<Node>,
+    #[serde(default)]
+    snapshot: String,
 }
 
 /// What `restic ls` says of one path of a snapshot.
@@ -355,6 +382,49 @@ impl Restic {
         Ok(found)
     }
 
+    /// Every file and folder at and under `paths` in `snapshot`, in one call
+    /// (`restic ls --recursive`).
+    pub fn ls_tree(&self, snapshot: &str, paths: &[PathBuf]) -> Result<Vec<Node>, ResticError> {
+        let cmd = self
+            .cmd("ls")
+            .args(["--json", "--no-lock", "--recursive", snapshot])
+            .args(paths.iter().map(|p| p.display().to_string()));
+        let out = self.query(&cmd)?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("\"struct_type\":\"node\""))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|n: &Node| paths.iter().any(|p| within(&n.path, p)))
+            .collect())
+    }
+
+    /// For each snapshot of `host`, which of `paths` it holds, in one call
+    /// (`restic find`, which lists what is under them too: only the paths themselves
+    /// are kept). Keys are full snapshot ids.
+    pub fn holding(&self, host: &str, paths: &[PathBuf]) -> Result<BTreeMap<String, Vec<PathBuf>>, ResticError> {
+        let cmd = self
+            .cmd("find")
+            .args(["--json", "--no-lock", "--host", host])
+            .args(paths.iter().map(|p| paths::pattern(p)));
+        let out = self.query(&cmd)?;
+        let text = out.stdout.trim();
+        if text.is_empty() || text == "null" {
+            return Ok(BTreeMap::new());
+        }
+        let found: Vec<FindMatches> = serde_json::from_str(text).map_err(|e| ResticError::Failed {
+            repo: self.repository_shown(),
+            restic: format!("cannot read what restic find printed: {e}"),
+        })?;
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                let held = paths.iter().filter(|p| f.matches.iter().any(|n| n.path == **p)).cloned().collect();
+                (f.snapshot, held)
+            })
+            .collect())
+    }
+
     /// One snapshot of `set`, for `host`. `progress` gets restic's fraction done (0 to 1)
     /// as it works. Returns what it made and the command run.
     pub fn backup(
@@ -443,8 +513,7 @@ fn url_password(repository: &str) -> Option<&str> {
 
 /// The folder of a local repository (`/path` or `local:/path`).
 pub fn local_folder(repository: &str) -> Option<PathBuf> {
-    let path = repository.strip_prefix("local:").unwrap_or(repository);
-    path.starts_with('/').then(|| PathBuf::from(path))
+    common::durable::local_repository(repository)
 }
 
 #[cfg(test)]

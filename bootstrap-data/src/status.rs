@@ -1,8 +1,9 @@
 //! `bootstrap-data status`, and the same check for the audit: per `backup` path, the
 //! newest snapshot of this host that covers it and its age against `max_age`.
 //!
-//! Fresh enough is `ok`; older than `max_age`, or in no snapshot at all, is `drift`
-//! (exit 1). A repository that cannot be read is a failed `data:repository` item, and
+//! Fresh enough is `ok`; older than `max_age`, in no snapshot at all, or still waiting
+//! for its restore on this host (see `common::durable`: the backup holds its data, this
+//! host does not yet) is `drift` (exit 1). A repository that cannot be read is a failed `data:repository` item, and
 //! the paths are then `skipped` (not checked). One `restic snapshots` call, read-only
 //! (`--no-lock`, `--no-cache`): it changes nothing, not even restic's cache.
 
@@ -10,9 +11,12 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use common::cli::Failure;
+use common::durable::provenance::Provenance;
+use common::durable::{self, Ledger};
 use common::engine::Ctx;
 use common::manifest::Manifest;
-use common::report::{Report, Status};
+use common::report::{Item, Report, Status};
+use common::state::StateDir;
 
 use crate::paths::{self, DataPath};
 use crate::restic::{self, Restic, ResticError, Snapshot};
@@ -65,7 +69,38 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
     let snapshots: Vec<Snapshot> = all.iter().filter(|s| s.hostname == host).cloned().collect();
     report.push(repository_item(backup, Status::Ok, describe(shown.as_deref(), &host, &all, &snapshots, now)));
     let max_age = backup.max_age.0;
+    let state = StateDir::new(home);
+    let ledger = match Ledger::load(&state, home) {
+        Ok(ledger) => Some(ledger),
+        Err(e) => {
+            report.push(Item {
+                id: "data:ledger".into(),
+                kind: "state".into(),
+                status: Status::Failed,
+                path: Some(state.file(durable::LEDGER_FILE)),
+                detail: e.to_string(),
+                diff: None,
+            });
+            None
+        }
+    };
+    let unsettled: Vec<&Path> = selected
+        .iter()
+        .filter(|p| ledger.as_ref().is_some_and(|l| !l.settled.contains_key(&p.path)))
+        .map(|p| p.path.as_path())
+        .collect();
+    let provenance = Provenance::new(manifest, home, &unsettled);
     for path in selected {
+        if ledger.as_ref().is_some_and(|l| l.standing(&path.path, &provenance).is_awaiting())
+            && let Some(newest) = restic::newest_covering(&snapshots, &path.path)
+        {
+            let detail = format!(
+                "waits for its restore: not restored on this host yet, while snapshot {} may hold its data (bootstrap-data restore settles it)",
+                newest.short_id
+            );
+            report.push(item(path, Status::Drift, detail));
+            continue;
+        }
         let Some(newest) = restic::newest_covering(&snapshots, &path.path) else {
             report.push(item(path, Status::Drift, format!("in no snapshot of host {host}")));
             continue;

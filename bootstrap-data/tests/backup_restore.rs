@@ -107,12 +107,12 @@ fn restore_over_data_needs_force_and_keeps_the_data_aside() -> TestResult {
     assert_eq!(plain.code, Some(0));
     let report = plain.json()?;
     assert_eq!(item(&report, "data:path:work")["status"], "ok");
-    assert!(detail(&report, "data:path:work").starts_with("holds data: left alone"), "{report}");
+    assert!(detail(&report, "data:path:work").starts_with("this host's data: backed up in snapshot"), "{report}");
     assert_eq!(fs::read_to_string(&task)?, "{\"phase\": 3, \"newer\": true}\n", "restore touched data that was there");
 
     let check = host.run(&["restore", "--force", "--check", "--only", "data:path:work", "--json"])?;
     assert_eq!(check.code, Some(1));
-    assert!(detail(&check.json()?, "data:path:work").contains("over the data there (kept aside first"));
+    assert!(detail(&check.json()?, "data:path:work").contains("keeping what is there aside first"));
     assert_eq!(fs::read_to_string(&task)?, "{\"phase\": 3, \"newer\": true}\n", "--check changed something");
 
     let forced = host.run(&["restore", "--force", "--only", "data:path:work", "--json"])?;
@@ -125,8 +125,7 @@ fn restore_over_data_needs_force_and_keeps_the_data_aside() -> TestResult {
     let relative = task.strip_prefix("/")?;
     assert_eq!(fs::read_to_string(Path::new(kept).join(relative))?, "{\"phase\": 3, \"newer\": true}\n");
     assert!(
-        detail(&report, "data:path:work")
-            .contains("over the data that was there (kept at ~/.local/state/pi-bootstrap/kept/")
+        detail(&report, "data:path:work").contains("over what was there (kept at ~/.local/state/pi-bootstrap/kept/")
     );
     // What the backup leaves out stays where it is: the disposable cache in place, not kept.
     let cache = host.home().join("pi-config/work/cache/big.tmp");

@@ -10,7 +10,11 @@ fn run(args: &bootstrap_prereqs::Args) -> Result<i32, Failure> {
     let manifest = args.common.load_manifest()?;
     let home = state::home_from_env()?;
     let prereqs = bootstrap_prereqs::select(&manifest, &args.common.only)?;
-    let _lock = if args.common.check { None } else { Some(state::StateDir::new(&home).lock()?) };
+    let state = state::StateDir::new(&home);
+    let _lock = if args.common.check { None } else { Some(state.lock()?) };
+    if !args.common.check {
+        common::durable::note_first_sight(&manifest, &state, &home)?;
+    }
     let report = bootstrap_prereqs::run(&prereqs, args.common.check, args.common.verbosity());
     Ok(cli::print(&report, &home, &args.common))
 }

@@ -103,6 +103,13 @@ impl EnvFileResource {
     }
 }
 
+impl EnvFileResource {
+    /// The variables neither the file nor the environment holds (a run would fail on them).
+    pub fn unavailable(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self.needs()?.unavailable)
+    }
+}
+
 impl Resource for EnvFileResource {
     fn id(&self) -> &ItemId {
         &self.id

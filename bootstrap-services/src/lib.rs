@@ -10,24 +10,31 @@
 //! A restart that is due is written to the state folder before any file changes, so a
 //! run that dies halfway restarts it on the next run. The state of every unit comes
 //! from one `systemctl --user show` call.
+//!
+//! On a fresh host, a service that writes to data still awaiting its restore waits:
+//! installed, not enabled, not started, until `bootstrap-data restore` has put its data
+//! back and starts it (see [`waiting`]).
 
 mod env_file;
 mod linger;
 mod nginx;
 mod units;
+pub mod waiting;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
-use common::engine::{self, Cause, Ctx, ManagedBlock, Observed, Resource, RunOptions, Unavailable, UnknownItem};
-use common::manifest::{ItemId, Manifest, Service, ShellBlock};
-use common::report::{Item, Report, Status};
+use common::durable::{self, Ledger};
+use common::engine::{self, Ctx, Observed, Resource, RunOptions, UnknownItem};
+use common::manifest::{ItemId, Manifest, Service};
+use common::report::{Item, Report, Status, tilde};
 use common::systemd::{self, UnitState};
+use waiting::Awaiting;
 
 pub use env_file::EnvFileResource;
 pub use linger::Linger;
 pub use nginx::{NginxSites, nginx_program};
-pub use units::{ServicesState, USER_UNIT_DIR, UnitFile, fingerprint, unit_files, units_to_run};
+pub use units::{ServicesState, USER_UNIT_DIR, UnitFile, fingerprint, unit_files};
 
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-services";
@@ -48,28 +55,6 @@ fn crash_point(name: &str) {
     }
 }
 
-fn shell_block(block: &ShellBlock) -> Box<dyn Resource + '_> {
-    let id = ItemId::new("shell", block.name.as_str());
-    let file = block.file.path().to_path_buf();
-    let source = block.source.path();
-    let unreadable = |reason: String| -> Box<dyn Resource> {
-        Box::new(Unavailable { id: id.clone(), kind: "block", path: Some(file.clone()), cause: Cause::Broken(reason) })
-    };
-    match engine::read_source(source) {
-        Ok(Some(bytes)) => match String::from_utf8(bytes) {
-            Ok(content) => Box::new(ManagedBlock { id, file, name: block.name.as_str().to_owned(), content }),
-            Err(_) => unreadable(format!("the block's source {} is not UTF-8 text", source.display())),
-        },
-        Ok(None) => Box::new(Unavailable {
-            id,
-            kind: "block",
-            path: Some(file),
-            cause: Cause::AwaitingRepo(source.to_path_buf()),
-        }),
-        Err(e) => unreadable(format!("cannot read the block's source: {e}")),
-    }
-}
-
 /// Every item id of the step, in order (for `--only` and for the audit).
 pub fn item_ids(manifest: &Manifest, ctx: &Ctx) -> Vec<String> {
     let mut ids: Vec<String> = manifest.env.iter().map(|e| ItemId::new("env", e.name.as_str()).0).collect();
@@ -85,25 +70,31 @@ pub fn item_ids(manifest: &Manifest, ctx: &Ctx) -> Vec<String> {
     ids
 }
 
-/// Runs the step (or only observes it, with `options.check`).
-pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Report, UnknownItem> {
+/// Runs the step (or only observes it, with `options.check`). Without `check`, the
+/// caller holds the run lock.
+pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Report, StepError> {
     let all = item_ids(manifest, ctx);
     for id in &options.only {
         if !all.contains(id) {
-            return Err(UnknownItem { id: id.clone(), known: all.join(", ") });
+            return Err(UnknownItem { id: id.clone(), known: all.join(", ") }.into());
         }
     }
+    if !options.check {
+        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
+    }
+    let mut ledger = Ledger::load(&ctx.state, &ctx.home)?;
+    let awaiting = Awaiting::of(manifest, &ledger, &ctx.home);
     let wanted = |id: &str| options.only.is_empty() || options.only.iter().any(|o| o == id);
     let mut report = Report::new(STEP, options.check);
 
     for env in &manifest.env {
         let resource = EnvFileResource::from_manifest(env);
         if wanted(&resource.id.0) {
-            report.push(engine::run_one(&resource, ctx, options.check));
+            report.push(env_item(&resource, &awaiting, ctx, options.check));
         }
     }
     if !manifest.services.is_empty() {
-        services(manifest, ctx, options.check, &wanted, &mut report);
+        services(manifest, ctx, options.check, &wanted, &awaiting, &mut ledger, &mut report);
         let linger = Linger::new();
         if wanted(&linger.id.0) {
             report.push(engine::run_one(&linger, ctx, options.check));
@@ -113,7 +104,7 @@ pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Repor
         nginx_sites(&NginxSites::from_manifest(nginx), ctx, options.check, &wanted, &mut report);
     }
     for block in &manifest.shell {
-        let resource = shell_block(block);
+        let resource = engine::shell_block(block);
         if wanted(&resource.id().0) {
             report.push(engine::run_one(resource.as_ref(), ctx, options.check));
         }
@@ -124,12 +115,66 @@ pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Repor
     Ok(report)
 }
 
+/// Why the step could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    UnknownItem(#[from] UnknownItem),
+    #[error(transparent)]
+    Ledger(#[from] durable::LedgerError),
+}
+
+impl From<StepError> for common::cli::Failure {
+    fn from(e: StepError) -> common::cli::Failure {
+        match e {
+            StepError::UnknownItem(e) => e.into(),
+            StepError::Ledger(e) => e.into(),
+        }
+    }
+}
+
+/// An env file: as the engine runs it, unless it lies in a path awaiting its restore
+/// and the environment cannot fill it; then it waits for the data step to bring it back.
+fn env_item(resource: &EnvFileResource, awaiting: &Awaiting, ctx: &Ctx, check: bool) -> Item {
+    if let Some(held) = awaiting.holding(&resource.path)
+        && let Ok(missing) = resource.unavailable()
+        && !missing.is_empty()
+    {
+        let detail = format!(
+            "waits for its data: {} is not restored on this host yet, and its backup may hold this file; \
+             bootstrap-data restore brings it back (or export {} and run this step again)",
+            tilde(held, &ctx.home),
+            missing.join(", ")
+        );
+        let status = if check { Status::WouldChange } else { Status::Skipped };
+        return Item {
+            id: resource.id.0.clone(),
+            kind: "env".into(),
+            status,
+            path: Some(resource.path.clone()),
+            detail,
+            diff: None,
+        };
+    }
+    engine::run_one(resource, ctx, check)
+}
+
 fn item(id: &str, kind: &str, status: Status, detail: String) -> Item {
     Item { id: id.to_owned(), kind: kind.to_owned(), status, path: None, detail, diff: None }
 }
 
-/// Unit files, daemon-reload, enable and start, restarts that are due.
-fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
+/// Unit files, daemon-reload, enable and start, restarts that are due; services whose
+/// data is awaiting its restore are installed but wait (see [`waiting`]).
+#[allow(clippy::too_many_arguments)]
+fn services(
+    manifest: &Manifest,
+    ctx: &Ctx,
+    check: bool,
+    wanted: &dyn Fn(&str) -> bool,
+    awaiting: &Awaiting,
+    ledger: &mut Ledger,
+    report: &mut Report,
+) {
     let files: Vec<UnitFile> = unit_files(manifest, &ctx.home).into_iter().filter(|u| wanted(&u.id.0)).collect();
     let chosen: Vec<&Service> =
         manifest.services.iter().filter(|s| wanted(&ItemId::new("service", s.name.as_str()).0)).collect();
@@ -155,13 +200,13 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
     let observed: Vec<(usize, Observed)> =
         files.iter().enumerate().filter_map(|(i, f)| f.observe(ctx).ok().map(|o| (i, o))).collect();
     let unit_differs = |service: &Service| {
-        let (unit, timers) = (service.unit_name(), service.timer_names());
+        let units = service.unit_names();
         observed.iter().any(|(i, o)| {
             let name = files[*i].target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            matches!(o, Observed::Differs(_)) && (name == unit || timers.contains(&name))
+            matches!(o, Observed::Differs(_)) && units.contains(&name)
         })
     };
-    let names: Vec<String> = chosen.iter().flat_map(|s| units_to_run(s)).collect();
+    let names: Vec<String> = chosen.iter().flat_map(|s| s.units_to_run()).collect();
     let before = match systemd::show(&names, &[]) {
         Ok(states) => states,
         Err(e) => {
@@ -170,10 +215,18 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
         }
     };
     let is_running = |service: &Service, states: &[UnitState]| {
-        units_to_run(service).iter().all(|u| states.iter().any(|s| s.id == *u && s.is_active()))
+        service.units_to_run().iter().all(|u| states.iter().any(|s| s.id == *u && s.is_active()))
     };
+    // A service that is not running and writes to a path awaiting its restore waits.
+    let waits: BTreeMap<String, Vec<PathBuf>> = chosen
+        .iter()
+        .filter(|s| !is_running(s, &before))
+        .map(|s| (s.name.as_str().to_owned(), awaiting.waited_for(s, manifest)))
+        .filter(|(_, paths)| !paths.is_empty())
+        .collect();
+    let active: Vec<&Service> = chosen.iter().copied().filter(|s| !waits.contains_key(s.name.as_str())).collect();
     let mut due: BTreeSet<String> = state.restart_due.clone();
-    for service in &chosen {
+    for service in &active {
         let name = service.name.as_str().to_owned();
         let recorded = state.started.get(&name);
         let env_or_code_changed = recorded.is_some_and(|r| *r != fingerprint(service, manifest));
@@ -181,9 +234,17 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
             due.insert(name);
         }
     }
-    if !check && due != state.restart_due {
-        state.restart_due = due.clone();
-        if let Err(e) = state.save(&ctx.state) {
+    if !check {
+        if due != state.restart_due {
+            state.restart_due = due.clone();
+            if let Err(e) = state.save(&ctx.state) {
+                report.push(item("service:state", "service", Status::Failed, e.to_string()));
+                return;
+            }
+        }
+        if waiting::record(ledger, &chosen, &waits)
+            && let Err(e) = ledger.save(&ctx.state)
+        {
             report.push(item("service:state", "service", Status::Failed, e.to_string()));
             return;
         }
@@ -195,13 +256,26 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
         units_changed |= unit_item.status == Status::Changed;
         report.push(unit_item);
     }
+    let waiting_item = |service: &Service, paths: &[PathBuf]| {
+        let (status, verb) = if check { (Status::WouldChange, "would wait") } else { (Status::Skipped, "waits") };
+        let detail = format!(
+            "{verb} for its data: {} not restored on this host yet (a first start would make a fresh, empty copy); \
+             bootstrap-data restore starts it once its data is back",
+            waiting::shown(paths, &ctx.home)
+        );
+        item(&ItemId::new("service", service.name.as_str()).0, "service", status, detail)
+    };
     if check {
         for service in &chosen {
             let name = service.name.as_str();
+            if let Some(paths) = waits.get(name) {
+                report.push(waiting_item(service, paths));
+                continue;
+            }
             let (status, detail) = if due.contains(name) {
                 (Status::WouldChange, "would restart: its unit, env file or code changed".to_owned())
             } else if !is_running(service, &before) {
-                (Status::WouldChange, format!("would enable and start {}", units_to_run(service).join(" ")))
+                (Status::WouldChange, format!("would enable and start {}", service.units_to_run().join(" ")))
             } else {
                 (Status::Ok, String::new())
             };
@@ -221,8 +295,8 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
     let mut to_enable = Vec::new();
     let mut to_start = Vec::new();
     let mut to_restart = Vec::new();
-    for service in &chosen {
-        for unit in units_to_run(service) {
+    for service in &active {
+        for unit in service.units_to_run() {
             let now = current.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
             if !matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked") {
                 to_enable.push(unit.clone());
@@ -244,11 +318,16 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
             failures.push(e.to_string());
         }
     }
-    let after = settle(&names, to_start.iter().chain(&to_restart).cloned().collect());
+    let touched: Vec<String> = to_start.iter().chain(&to_restart).cloned().collect();
+    let after = systemd::wait_settled(&names, &touched);
     for service in &chosen {
         let name = service.name.as_str();
         let id = ItemId::new("service", name).0;
-        let run_units = units_to_run(service);
+        if let Some(paths) = waits.get(name) {
+            report.push(waiting_item(service, paths));
+            continue;
+        }
+        let run_units = service.units_to_run();
         let touched = run_units.iter().any(|u| to_start.contains(u) || to_restart.contains(u) || to_enable.contains(u));
         if is_running(service, &after) {
             state.started.insert(name.to_owned(), fingerprint(service, manifest));
@@ -279,26 +358,6 @@ fn services(manifest: &Manifest, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str) -
     }
     if let Err(e) = state.save(&ctx.state) {
         report.push(item("service:state", "service", Status::Failed, e.to_string()));
-    }
-}
-
-/// The state of `names` once the units just started or restarted have settled
-/// (active, or failed), waiting at most a few seconds; one `show` call per look.
-fn settle(names: &[String], touched: Vec<String>) -> Vec<UnitState> {
-    let started = Instant::now();
-    loop {
-        let states = systemd::show(names, &[]).unwrap_or_default();
-        let settling = touched
-            .iter()
-            .any(|u| states.iter().find(|s| s.id == *u).is_none_or(|s| !s.is_active() && s.active_state != "failed"));
-        if !settling || started.elapsed() > Duration::from_secs(5) {
-            // A service that dies right after starting shows active for a moment: look
-            // once more after a short pause before calling it running.
-            if touched.is_empty() || started.elapsed() > Duration::from_millis(600) {
-                return states;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(150));
     }
 }
 

@@ -105,13 +105,6 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// The units that must be enabled and active for a service: its timers when it has
-/// some (a job runs when its timer fires), else the service itself.
-pub fn units_to_run(service: &Service) -> Vec<String> {
-    let timers = service.timer_names();
-    if timers.is_empty() { vec![service.unit_name()] } else { timers }
-}
-
 /// The unit files of every service.
 pub fn unit_files(manifest: &Manifest, home: &Path) -> Vec<UnitFile> {
     let dir = home.join(USER_UNIT_DIR);

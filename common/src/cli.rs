@@ -78,6 +78,12 @@ impl From<StateError> for Failure {
     }
 }
 
+impl From<crate::durable::LedgerError> for Failure {
+    fn from(e: crate::durable::LedgerError) -> Failure {
+        Failure::Run(e.to_string())
+    }
+}
+
 impl From<engine::UnknownItem> for Failure {
     fn from(e: engine::UnknownItem) -> Failure {
         Failure::Usage(e.to_string())
@@ -124,6 +130,9 @@ where
     let resources = plan(&manifest);
     let selected = engine::select(&resources, &args.only)?;
     let _lock = if args.check { None } else { Some(ctx.state.lock()?) };
+    if !args.check {
+        crate::durable::note_first_sight(&manifest, &ctx.state, &home)?;
+    }
     let report = engine::run(step, &selected, &ctx, &args.run_options());
     Ok(print(&report, &home, args))
 }

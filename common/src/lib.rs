@@ -7,12 +7,15 @@
 //!   printing it;
 //! - [`state`]: the state folder, files kept before replacement, the run lock;
 //! - [`systemd`]: the user manager through `systemctl --user` (batched queries);
+//! - [`durable`]: the `backup`-class paths, who writes to them, and where each stands
+//!   on this host (settled, or waiting for its restore);
 //! - [`cli`]: the flags and exit codes every binary shares;
 //! - `sandbox` (feature `sandbox`): the throwaway host of the drill and the tests.
 //!
 //! See `docs/architecture.md` for the invariants.
 
 pub mod cli;
+pub mod durable;
 pub mod engine;
 pub mod exec;
 pub mod fsx;

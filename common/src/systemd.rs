@@ -192,6 +192,27 @@ pub fn act(verb: &str, units: &[String]) -> Result<(), SystemdError> {
     Ok(())
 }
 
+/// The state of `names` once the units just started or restarted (`touched`) have
+/// settled (active, or failed), waiting at most a few seconds; one `show` call per look.
+/// A service that dies right after starting shows active for a moment, so it looks
+/// once more after a short pause before calling it running.
+pub fn wait_settled(names: &[String], touched: &[String]) -> Vec<UnitState> {
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    loop {
+        let states = show(names, &[]).unwrap_or_default();
+        let settling = touched
+            .iter()
+            .any(|u| states.iter().find(|s| s.id == *u).is_none_or(|s| !s.is_active() && s.active_state != "failed"));
+        if (!settling || started.elapsed() > Duration::from_secs(5))
+            && (touched.is_empty() || started.elapsed() > Duration::from_millis(600))
+        {
+            return states;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
 /// `systemctl --user daemon-reload`.
 pub fn daemon_reload() -> Result<(), SystemdError> {
     systemctl().arg("daemon-reload").run()?;

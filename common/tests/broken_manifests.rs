@@ -216,6 +216,7 @@ broken! {
     backup_class_without_backup_section,
     service_backup_without_data_path,
     env_file_unknown,
+    path_owner_unknown,
     env_mode_0644,
     env_var_invalid_name,
     validate_two_kinds,

@@ -126,7 +126,11 @@ fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Resul
         let pi_config = engine::run(bootstrap_pi_config::STEP, &plan, ctx, &check);
         (joined(prereqs), pi_config, joined(services))
     });
-    let services = services.unwrap_or_else(|| Ok(crashed(bootstrap_services::STEP)))?;
+    let services = match services.unwrap_or_else(|| Ok(crashed(bootstrap_services::STEP))) {
+        Ok(report) => report,
+        Err(bootstrap_services::StepError::UnknownItem(e)) => return Err(e),
+        Err(bootstrap_services::StepError::Ledger(e)) => failed(bootstrap_services::STEP, e.to_string()),
+    };
     let prereqs = prereqs.unwrap_or_else(|| Some(crashed(bootstrap_prereqs::STEP)));
     let mut items = Vec::new();
     for report in prereqs.into_iter().chain([pi_config, services]) {
@@ -145,13 +149,17 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> Option<T> {
 }
 
 fn crashed(step: &str) -> Report {
+    failed(step, "observing this step crashed".to_owned())
+}
+
+fn failed(step: &str, detail: String) -> Report {
     let mut report = Report::new(step, true);
     report.push(Item {
         id: format!("{step}:observe"),
         kind: "step".to_owned(),
         status: Status::Failed,
         path: None,
-        detail: "observing this step crashed".to_owned(),
+        detail,
         diff: None,
     });
     report

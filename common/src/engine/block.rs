@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, Difference, EngineError, Observed, Resource, unified_diff};
+use super::{Cause, Ctx, Difference, EngineError, Observed, Resource, Unavailable, read_source, unified_diff};
 use crate::fsx;
-use crate::manifest::ItemId;
+use crate::manifest::{ItemId, ShellBlock};
 
 /// The block `name` in `file` must hold exactly `content`.
 #[derive(Debug, Clone)]
@@ -30,6 +30,57 @@ pub fn opened_block(line: &str) -> Option<&str> {
 /// The line that closes the block `name`.
 pub fn end_marker(name: &str) -> String {
     format!("# <<< pi-bootstrap: {name} <<<")
+}
+
+/// `text` without any of pi-bootstrap's managed blocks (markers included); a block
+/// whose end marker is missing stays, so broken markers never pass for nothing.
+pub fn without_blocks(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        let Some(name) = opened_block(line) else {
+            out.push_str(line);
+            continue;
+        };
+        let end = end_marker(name);
+        let mut inside = vec![line];
+        let mut closed = false;
+        for next in lines.by_ref() {
+            inside.push(next);
+            if next.trim_end() == end {
+                closed = true;
+                break;
+            }
+        }
+        if !closed {
+            out.extend(inside);
+        }
+    }
+    out
+}
+
+/// The resource of a shell block of the manifest: its source from the repo in a
+/// [`ManagedBlock`], or [`Unavailable`] when the source cannot be read yet.
+pub fn shell_block(block: &ShellBlock) -> Box<dyn Resource + '_> {
+    let id = ItemId::new("shell", block.name.as_str());
+    let file = block.file.path().to_path_buf();
+    let source = block.source.path();
+    let unreadable = |reason: String| -> Box<dyn Resource> {
+        Box::new(Unavailable { id: id.clone(), kind: "block", path: Some(file.clone()), cause: Cause::Broken(reason) })
+    };
+    match read_source(source) {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
+            Ok(content) => Box::new(ManagedBlock { id, file, name: block.name.as_str().to_owned(), content }),
+            Err(_) => unreadable(format!("the block's source {} is not UTF-8 text", source.display())),
+        },
+        Ok(None) => Box::new(Unavailable {
+            id,
+            kind: "block",
+            path: Some(file),
+            cause: Cause::AwaitingRepo(source.to_path_buf()),
+        }),
+        Err(e) => unreadable(format!("cannot read the block's source: {e}")),
+    }
 }
 
 impl ManagedBlock {
@@ -149,6 +200,18 @@ mod tests {
         let edited = first.replace("alias x=y", "alias x=z") + "tail\n";
         let again = b.desired(&edited)?;
         assert_eq!(again, format!("{first}tail\n"));
+        Ok(())
+    }
+
+    #[test]
+    fn without_blocks_leaves_the_rest_and_broken_blocks() -> Result<(), EngineError> {
+        let b = block("alias x=y\n");
+        let skel = "# ~/.bashrc\nexport A=1\n";
+        let with = b.desired(skel)?;
+        assert_eq!(without_blocks(&with).trim_end(), skel.trim_end());
+        assert_eq!(without_blocks(&b.desired("")?), "");
+        let broken = "# >>> pi-bootstrap: b >>>\nmine\n";
+        assert_eq!(without_blocks(broken), broken);
         Ok(())
     }
 

@@ -21,7 +21,7 @@ mod unavailable;
 
 use std::path::{Path, PathBuf};
 
-pub use block::{ManagedBlock, begin_marker, end_marker, opened_block};
+pub use block::{ManagedBlock, begin_marker, end_marker, opened_block, shell_block, without_blocks};
 pub use diff::unified_diff;
 pub use file::FileContent;
 pub use folder::Folder;

@@ -243,6 +243,25 @@ fn check_references(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
             ));
         }
     }
+    for (i, path) in m.paths.iter().enumerate() {
+        for (o, owner) in path.owners.iter().enumerate() {
+            if m.services.iter().any(|s| s.name.as_str() == owner) {
+                continue;
+            }
+            let key = format!("paths[{i}].owners[{o}]");
+            let known: Vec<&str> = m.services.iter().map(|s| s.name.as_str()).collect();
+            let known = if known.is_empty() {
+                "the `services` section declares none".to_owned()
+            } else {
+                format!("the services are {}", known.join(", "))
+            };
+            p.push(Problem::new(
+                tree.pos(&key).unwrap_or_else(|| path.name.pos()),
+                key,
+                format!("no service named {owner:?}: {known}"),
+            ));
+        }
+    }
     for (i, env) in m.env.iter().enumerate() {
         for (v, var) in env.vars.iter().enumerate() {
             let valid = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')

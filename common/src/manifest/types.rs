@@ -259,6 +259,12 @@ impl Service {
     pub fn unit_names(&self) -> Vec<String> {
         std::iter::once(self.unit_name()).chain(self.timer_names()).collect()
     }
+    /// The units that must be enabled and active for it to run: its timers when it has
+    /// some (a job runs when its timer fires), else its own unit.
+    pub fn units_to_run(&self) -> Vec<String> {
+        let timers = self.timer_names();
+        if timers.is_empty() { vec![self.unit_name()] } else { timers }
+    }
 }
 
 fn repo_file_name(file: &RepoFile) -> String {
@@ -384,6 +390,11 @@ pub struct DeclaredPath {
     pub role: String,
     #[schemars(with = "BackupClass")]
     pub backup: Spanned<BackupClass>,
+    /// The services that write here besides their `data_path` (copyparty's salts in
+    /// `~/.config/copyparty`): on a fresh host they wait for this path's data to be
+    /// restored before they start, and a restore stops them while it puts it back.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 /// How a path comes back after the machine is lost.
