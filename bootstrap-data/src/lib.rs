@@ -94,6 +94,10 @@ pub enum Action {
         /// (kept aside first).
         #[arg(long, value_name = "ID")]
         snapshot: Option<String>,
+        /// Leave the services that waited for their data stopped (to look at the data
+        /// first); `bootstrap-services` or another `restore` starts them.
+        #[arg(long)]
+        no_start: bool,
     },
     /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
     Status,
@@ -104,12 +108,19 @@ pub enum Action {
 impl Action {
     /// The options these flags give.
     pub fn options(&self, common: &common::cli::CommonArgs) -> Options {
-        let (force, snapshot) = match self {
-            Action::Backup { force } => (*force, None),
-            Action::Restore { force, snapshot } => (*force, snapshot.clone()),
-            Action::Status | Action::Snapshots => (false, None),
+        let (force, snapshot, no_start) = match self {
+            Action::Backup { force } => (*force, None, false),
+            Action::Restore { force, snapshot, no_start } => (*force, snapshot.clone(), *no_start),
+            Action::Status | Action::Snapshots => (false, None, false),
         };
-        Options { check: common.check, force, snapshot, only: common.only.clone(), verbosity: common.verbosity() }
+        Options {
+            check: common.check,
+            force,
+            snapshot,
+            no_start,
+            only: common.only.clone(),
+            verbosity: common.verbosity(),
+        }
     }
 }
 
@@ -129,6 +140,8 @@ pub struct Options {
     pub force: bool,
     /// `restore --snapshot ID`: restore from this snapshot (kept aside first).
     pub snapshot: Option<String>,
+    /// `restore --no-start`: leave the services that waited for their data stopped.
+    pub no_start: bool,
     /// Only these items (all when empty).
     pub only: Vec<String>,
     pub verbosity: Verbosity,

@@ -123,6 +123,20 @@ pub fn would_start_waiting(
     }
 }
 
+/// With `restore --no-start`: the services that waited, left stopped, and why.
+pub fn leave_waiting(manifest: &Manifest, ledger: &Ledger, report: &mut Report) {
+    let settled = |path: &Path| ledger.settled.contains_key(path);
+    for service in &manifest.services {
+        let Some(paths) = ledger.waiting.get(service.name.as_str()) else { continue };
+        let detail = if paths.iter().all(|p| settled(p)) {
+            "its data is back; left stopped (--no-start): bootstrap-services or another restore starts it".to_owned()
+        } else {
+            "still waits for its data".to_owned()
+        };
+        report.push(waited_item(service.name.as_str(), Status::Skipped, detail));
+    }
+}
+
 /// Starts the services that waited for their data (the ledger's `waiting`) once every
 /// path each waits for is settled: enabled and started in one call each, then forgotten
 /// by the ledger once running.

@@ -22,14 +22,13 @@ mod units;
 pub mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use common::durable::{self, Ledger};
 use common::engine::{self, Ctx, Observed, Resource, RunOptions, UnknownItem};
 use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
 use common::systemd::{self, UnitState};
-use waiting::Awaiting;
+use waiting::{Awaiting, Wait};
 
 pub use env_file::EnvFileResource;
 pub use linger::Linger;
@@ -218,11 +217,11 @@ fn services(
         service.units_to_run().iter().all(|u| states.iter().any(|s| s.id == *u && s.is_active()))
     };
     // A service that is not running and writes to a path awaiting its restore waits.
-    let waits: BTreeMap<String, Vec<PathBuf>> = chosen
+    let waits: BTreeMap<String, Wait> = chosen
         .iter()
         .filter(|s| !is_running(s, &before))
         .map(|s| (s.name.as_str().to_owned(), awaiting.waited_for(s, manifest)))
-        .filter(|(_, paths)| !paths.is_empty())
+        .filter(|(_, wait)| !wait.is_empty())
         .collect();
     let active: Vec<&Service> = chosen.iter().copied().filter(|s| !waits.contains_key(s.name.as_str())).collect();
     let mut due: BTreeSet<String> = state.restart_due.clone();
@@ -256,12 +255,11 @@ fn services(
         units_changed |= unit_item.status == Status::Changed;
         report.push(unit_item);
     }
-    let waiting_item = |service: &Service, paths: &[PathBuf]| {
+    let waiting_item = |service: &Service, wait: &Wait| {
         let (status, verb) = if check { (Status::WouldChange, "would wait") } else { (Status::Skipped, "waits") };
         let detail = format!(
-            "{verb} for its data: {} not restored on this host yet (a first start would make a fresh, empty copy); \
-             bootstrap-data restore starts it once its data is back",
-            waiting::shown(paths, &ctx.home)
+            "{verb} for its data: {}; bootstrap-data restore starts it once its data is back",
+            wait.describe(&ctx.home)
         );
         item(&ItemId::new("service", service.name.as_str()).0, "service", status, detail)
     };

@@ -48,24 +48,70 @@ impl Awaiting {
         durable::holding(&self.paths, path).map(|d| d.path.as_path()).filter(|p| self.awaiting.iter().any(|a| a == p))
     }
 
-    /// The awaiting paths `service` waits for: those it writes to, and the one that
-    /// holds its env file when that file is missing.
-    pub fn waited_for(&self, service: &Service, manifest: &Manifest) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self
-            .paths
-            .iter()
-            .filter(|d| d.owners.iter().any(|o| o.service == service.name.as_str()))
-            .filter(|d| self.awaiting.contains(&d.path))
-            .map(|d| d.path.clone())
-            .collect();
-        if let Some(env) = service.env_file.as_deref().and_then(|name| manifest.env_file(name))
-            && std::fs::symlink_metadata(env.path.path()).is_err()
-            && let Some(held) = self.holding(env.path.path())
-            && !out.iter().any(|p| p == held)
-        {
-            out.push(held.to_path_buf());
+    /// What `service` waits for: the awaiting paths it writes to, and the one that holds
+    /// its env file when that file is missing. Empty when it waits for nothing.
+    pub fn waited_for(&self, service: &Service, manifest: &Manifest) -> Wait {
+        let mut data: Vec<PathBuf> = Vec::new();
+        for d in self.paths.iter().filter(|d| d.owners.iter().any(|o| o.service == service.name.as_str())) {
+            if self.awaiting.contains(&d.path) && !data.contains(&d.path) {
+                data.push(d.path.clone());
+            }
         }
-        out
+        // A path inside another one it waits for says nothing more.
+        let outer: Vec<PathBuf> =
+            data.iter().filter(|p| !data.iter().any(|o| o != *p && p.starts_with(o))).cloned().collect();
+        let env = service
+            .env_file
+            .as_deref()
+            .and_then(|name| manifest.env_file(name))
+            .filter(|env| std::fs::symlink_metadata(env.path.path()).is_err())
+            .and_then(|env| Some((env.path.path().to_path_buf(), self.holding(env.path.path())?.to_path_buf())));
+        Wait { data: outer, env }
+    }
+}
+
+/// What a service waits for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wait {
+    /// Awaiting paths it writes to.
+    pub data: Vec<PathBuf>,
+    /// Its missing env file, and the awaiting path that holds it.
+    pub env: Option<(PathBuf, PathBuf)>,
+}
+
+impl Wait {
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.env.is_none()
+    }
+
+    /// Every path it waits for (what the ledger keeps).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut all = self.data.clone();
+        if let Some((_, held)) = &self.env
+            && !all.contains(held)
+        {
+            all.push(held.clone());
+        }
+        all
+    }
+
+    /// Why, for reports: "~/a not restored on this host yet (...)".
+    pub fn describe(&self, home: &Path) -> String {
+        let mut why = Vec::new();
+        if !self.data.is_empty() {
+            why.push(format!(
+                "{} not restored on this host yet (a first start would make a fresh, empty copy)",
+                shown(&self.data, home)
+            ));
+        }
+        if let Some((env, held)) = &self.env {
+            why.push(format!(
+                "its env file {} is missing, and comes back with {}",
+                tilde(env, home),
+                tilde(held, home)
+            ));
+        }
+        why.join("; ")
     }
 }
 
@@ -76,13 +122,13 @@ pub fn shown(paths: &[PathBuf], home: &Path) -> String {
 
 /// The ledger's `waiting` for the services `chosen`, replaced by `now` (the other
 /// services' entries stay). Returns whether anything changed.
-pub fn record(ledger: &mut Ledger, chosen: &[&Service], now: &BTreeMap<String, Vec<PathBuf>>) -> bool {
+pub fn record(ledger: &mut Ledger, chosen: &[&Service], now: &BTreeMap<String, Wait>) -> bool {
     let before = ledger.waiting.clone();
     for service in chosen {
         let name = service.name.as_str();
         match now.get(name) {
-            Some(paths) => {
-                ledger.waiting.insert(name.to_owned(), paths.clone());
+            Some(wait) => {
+                ledger.waiting.insert(name.to_owned(), wait.paths());
             }
             None => {
                 ledger.waiting.remove(name);

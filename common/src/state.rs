@@ -70,13 +70,26 @@ impl StateDir {
 
     /// Moves or copies what is at `path` aside before it is replaced, and returns where
     /// it went. Files and symlinks are copied (the caller then replaces them
-    /// atomically); a folder is moved whole.
+    /// atomically); a folder is moved whole. A file kept twice in one run keeps its
+    /// first copy (what was there before the run); a folder kept twice goes beside the
+    /// first (`NAME.2`, ...).
     pub fn keep(&self, path: &Path) -> Result<PathBuf, StateError> {
         let relative = path.strip_prefix("/").unwrap_or(path);
-        let dest = self.kept_root().join(relative);
-        let parent = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        let mut dest = self.kept_root().join(relative);
+        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&parent).map_err(io_err("cannot create", &parent))?;
         let meta = fs::symlink_metadata(path).map_err(io_err("cannot read", path))?;
+        if fs::symlink_metadata(&dest).is_ok() {
+            if !meta.is_dir() || meta.file_type().is_symlink() {
+                return Ok(dest);
+            }
+            let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut n = 2;
+            while fs::symlink_metadata(&dest).is_ok() {
+                dest = parent.join(format!("{name}.{n}"));
+                n += 1;
+            }
+        }
         if meta.file_type().is_symlink() {
             let to = fs::read_link(path).map_err(io_err("cannot read the link", path))?;
             std::os::unix::fs::symlink(to, &dest).map_err(io_err("cannot keep a copy at", &dest))?;
@@ -180,6 +193,15 @@ mod tests {
         fs::write(dir.join("x"), "x")?;
         let kept = state.keep(&dir)?;
         assert!(!dir.exists());
+        assert_eq!(fs::read_to_string(kept.join("x"))?, "x");
+        // Kept twice in one run: the first copy of a file stays, a folder goes beside.
+        fs::write(&file, "newer")?;
+        assert_eq!(fs::read_to_string(state.keep(&file)?)?, "old");
+        fs::create_dir(&dir)?;
+        fs::write(dir.join("y"), "y")?;
+        let again = state.keep(&dir)?;
+        assert_ne!(again, kept);
+        assert_eq!(fs::read_to_string(again.join("y"))?, "y");
         assert_eq!(fs::read_to_string(kept.join("x"))?, "x");
         Ok(())
     }

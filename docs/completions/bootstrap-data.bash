@@ -25,6 +25,9 @@ _bootstrap__data() {
             bootstrap__data,restore)
                 cmd="bootstrap__data__subcmd__restore"
                 ;;
+            bootstrap__data,snapshots)
+                cmd="bootstrap__data__subcmd__snapshots"
+                ;;
             bootstrap__data,status)
                 cmd="bootstrap__data__subcmd__status"
                 ;;
@@ -37,6 +40,9 @@ _bootstrap__data() {
             bootstrap__data__subcmd__help,restore)
                 cmd="bootstrap__data__subcmd__help__subcmd__restore"
                 ;;
+            bootstrap__data__subcmd__help,snapshots)
+                cmd="bootstrap__data__subcmd__help__subcmd__snapshots"
+                ;;
             bootstrap__data__subcmd__help,status)
                 cmd="bootstrap__data__subcmd__help__subcmd__status"
                 ;;
@@ -47,7 +53,7 @@ _bootstrap__data() {
 
     case "${cmd}" in
         bootstrap__data)
-            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --help --version backup restore status help"
+            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --help --version backup restore status snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -69,7 +75,7 @@ _bootstrap__data() {
             return 0
             ;;
         bootstrap__subcmd__data__subcmd__backup)
-            opts="-v -q -h --manifest --check --json --only --verbose --quiet --help"
+            opts="-v -q -h --force --manifest --check --json --only --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -91,7 +97,7 @@ _bootstrap__data() {
             return 0
             ;;
         bootstrap__subcmd__data__subcmd__help)
-            opts="backup restore status help"
+            opts="backup restore status snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,6 +152,20 @@ _bootstrap__data() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bootstrap__subcmd__data__subcmd__help__subcmd__snapshots)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bootstrap__subcmd__data__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -161,7 +181,33 @@ _bootstrap__data() {
             return 0
             ;;
         bootstrap__subcmd__data__subcmd__restore)
-            opts="-v -q -h --force --manifest --check --json --only --verbose --quiet --help"
+            opts="-v -q -h --force --snapshot --no-start --manifest --check --json --only --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --snapshot)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bootstrap__subcmd__data__subcmd__snapshots)
+            opts="-v -q -h --manifest --check --json --only --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,7 +1,10 @@
 //! `cargo xtask docs`: the host's documents, rendered from its manifest so they cannot
 //! drift from it: `bootstrap.md` (the restore runbook in order, with the exact
-//! commands), `service-manifest.md` (one record per service) and `backup-policy.md`
-//! (every path by backup class). `--check` fails when the committed files are stale.
+//! commands and what each step does on a fresh host: which services wait for their
+//! data, what the restore brings back and starts), `service-manifest.md` (one record
+//! per service) and `backup-policy.md` (every path by backup class, with the services
+//! that write to each `backup` path). `--check` fails when the committed files are
+//! stale.
 //!
 //! Paths are shown as written in the manifest (`~/pi-config`, `${NGINX_PREFIX}`), not
 //! expanded for whoever runs this.
@@ -9,7 +12,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use common::manifest::{BackupClass, CommandSpec, Health, Install, Manifest};
+use common::durable::{self, DataPath};
+use common::manifest::{BackupClass, CommandSpec, Health, Install, Manifest, Service};
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
@@ -86,7 +90,23 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "## 1. Get the tool\n\nOn the new machine, clone the repo that holds pi-bootstrap and this manifest, and build the steps:\n\n```sh\ncargo build --bins\n```\n\nThe pi-config repo itself comes back in step 3: `{}` cloned from `{}` (branch `{}`).\n",
+        "## 1. Get the tool\n\nOn the new machine, clone the repo that holds pi-bootstrap and this manifest, and build the steps:\n\n```sh\ncargo build --bins\n```\n"
+    );
+    if let Some(b) = &m.backup {
+        let password = b.password_file.raw();
+        // The folder to make first, unless it is HOME itself.
+        let mkdir = match password.rsplit_once('/') {
+            Some((folder, _)) if !["~", "$HOME", "${HOME}", ""].contains(&folder) => format!("mkdir -p {folder} && "),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "Before anything else, put the restic password file in place, from your password manager (the backup cannot hold its own key): step 6 reads the backup with it.\n\n```sh\n(umask 077 && {mkdir}cat > {password})   # paste the password, then Ctrl-D\n```\n"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "The pi-config repo itself comes back in step 3: `{}` cloned from `{}` (branch `{}`).\n",
         m.repo.path.raw(),
         m.repo.url.value,
         m.repo.branch
@@ -132,24 +152,71 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
         let _ = writeln!(s, "- link `{}` -> repo `{}`", link.target.raw(), link.source.raw());
     }
     let _ = writeln!(s, "\n## 4-5. Services, nginx, shell helpers, env files\n");
-    if !m.env.is_empty() {
-        let _ = writeln!(s, "Export the secrets first (they are written into the env files, never shown):\n\n```sh");
-        for env in &m.env {
+    let data = durable::data_paths(m);
+    let (restored_env, own_env): (Vec<_>, Vec<_>) =
+        m.env.iter().partition(|env| durable::holding(&data, env.path.path()).is_some());
+    let exports = |s: &mut String, envs: &[&common::manifest::EnvFile]| {
+        let _ = writeln!(s, "```sh");
+        for env in envs {
             for var in &env.vars {
                 let _ = writeln!(s, "export {var}=...   # {}", env.path.raw());
             }
         }
         let _ = writeln!(s, "```\n");
-        if m.backup.is_some() {
-            let _ = writeln!(
-                s,
-                "If the values are only in the backup, restore the data first (step 6, `bootstrap-data restore {mf}`): the env files come back with it, and this step then keeps their values.\n"
-            );
-        }
+    };
+    if !own_env.is_empty() {
+        let _ = writeln!(s, "Export the secrets first (they are written into the env files, never shown):\n");
+        exports(&mut s, &own_env);
+    }
+    if !restored_env.is_empty() {
+        let files: Vec<String> = restored_env.iter().map(|e| e.path.raw().to_owned()).collect();
+        let _ = writeln!(
+            s,
+            "The env files in `backup`-class paths ({}) come back with the backup in step 6, values included: export their values only when the backup does not hold them (they are written into the env files, never shown). An env file the environment cannot fill waits for the restore instead of failing.\n",
+            shown(&files)
+        );
+        exports(&mut s, &restored_env);
     }
     let _ = writeln!(s, "```sh\ntarget/debug/bootstrap-services {mf}\n```\n");
+    let waits: Vec<(&Service, Wait)> =
+        m.services.iter().filter_map(|svc| wait(m, &data, svc).map(|w| (svc, w))).collect();
+    let writers: Vec<String> =
+        waits.iter().filter(|(_, w)| !w.writes.is_empty()).map(|(svc, _)| svc.name.as_str().to_owned()).collect();
+    let by_env: Vec<String> =
+        waits.iter().filter(|(_, w)| w.writes.is_empty()).map(|(svc, _)| svc.name.as_str().to_owned()).collect();
+    if !waits.is_empty() {
+        let mut who = Vec::new();
+        if !writers.is_empty() {
+            who.push(format!("the services that write to `backup`-class data ({})", shown(&writers)));
+        }
+        if !by_env.is_empty() {
+            let those = if writers.is_empty() { "the services" } else { "those" };
+            who.push(format!(
+                "{those} whose env file lies in a `backup`-class path while that file is missing ({})",
+                shown(&by_env)
+            ));
+        }
+        let _ = writeln!(
+            s,
+            "On a fresh host some services wait for their data: their units are installed, but they are neither enabled nor started until step 6 has put their data back (a first start would make a fresh, empty copy of it). These are {}. A service that runs already is left alone.\n",
+            who.join(", and ")
+        );
+    }
     for svc in &m.services {
-        let _ = writeln!(s, "- service `{}`: unit `{}`", svc.name, svc.unit.raw());
+        let _ = write!(s, "- service `{}`: unit `{}`", svc.name, svc.unit.raw());
+        match waits.iter().find(|(w, _)| w.name.as_str() == svc.name.as_str()).map(|(_, w)| w) {
+            Some(w) if !w.writes.is_empty() => {
+                let _ = write!(s, "; waits for {}", shown(&w.writes));
+                if let Some((env, held)) = &w.env {
+                    let _ = write!(s, ", and for `{held}` while its env file `{env}` is missing");
+                }
+            }
+            Some(Wait { env: Some((env, held)), .. }) => {
+                let _ = write!(s, "; waits for `{held}` while its env file `{env}` is missing");
+            }
+            _ => {}
+        }
+        s.push('\n');
     }
     if let Some(nginx) = &m.nginx {
         for site in &nginx.sites {
@@ -164,9 +231,47 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
         Some(b) => {
             let _ = writeln!(
                 s,
-                "Put the restic password in `{}` (from your password manager), then:\n\n```sh\ntarget/debug/bootstrap-data restore {mf} --check\ntarget/debug/bootstrap-data restore {mf}\n```\n\nRepository: `{}`. Paths that already hold data are left alone unless `--force` (which keeps the current data aside first). See [backup-policy.md](backup-policy.md).\n",
-                b.password_file.raw(),
+                "With the restic password in `{}` (step 1):\n\n```sh\ntarget/debug/bootstrap-data restore {mf} --check\ntarget/debug/bootstrap-data restore {mf}\n```\n",
+                b.password_file.raw()
+            );
+            let host =
+                m.host.as_deref().map_or("this host (by its machine name)".to_owned(), |h| format!("host `{h}`"));
+            let _ = write!(
+                s,
+                "Repository: `{}`. On a fresh host the restore brings back every `backup`-class path (see [backup-policy.md](backup-policy.md)) from the newest snapshot of {host} that holds it. What the fresh host wrote there before its data came back is replaced by the backup's copy, and kept aside first (under `~/.local/state/pi-bootstrap/kept/`).",
                 b.repository.value
+            );
+            let blocks = restored_blocks(m, &data);
+            if !blocks.is_empty() {
+                let _ = write!(
+                    s,
+                    " The managed blocks of backed-up files ({blocks}) are applied again on top of the restored file, the user's own lines intact."
+                );
+            }
+            let _ = write!(
+                s,
+                " Data that was there before pi-bootstrap first ran on this host is left alone, and the restore says so, naming the snapshot; `--force` restores over it (kept aside first)."
+            );
+            if !waits.is_empty() {
+                let mut started: Vec<String> = writers.iter().map(|w| format!("`{w}`")).collect();
+                if !by_env.is_empty() {
+                    let (it, its) = if by_env.len() == 1 { ("it", "its") } else { ("they", "their") };
+                    started.push(format!("{} if {it} waited for {its} env file", shown(&by_env)));
+                }
+                let started = joined(started);
+                let _ = write!(s, " Then it enables and starts the services that waited for their data: {started}.");
+            }
+            let _ = writeln!(
+                s,
+                "\n\nTo restore from an older snapshot: `target/debug/bootstrap-data snapshots {mf}` lists, per path, the snapshots of this host that hold it; `target/debug/bootstrap-data restore {mf} --snapshot ID` restores from that one over what is there (kept aside first), `--only data:path:NAME` for one path.\n"
+            );
+            let _ = writeln!(
+                s,
+                "A brand-new host that was never backed up has no repository yet, and the restore fails on it: run `target/debug/bootstrap-data backup {mf}` first (it creates the repository and takes the first snapshot; after it nothing waits), then `target/debug/bootstrap-data restore {mf}`, which starts the services that waited.\n"
+            );
+            let _ = writeln!(
+                s,
+                "`bootstrap-data backup` refuses (exit 1) while a path still waits for its restore and a snapshot holds data for it, so a fresh host's state never becomes the newest snapshot: restore first (`--force` backs up anyway).\n"
             );
         }
         None => {
@@ -179,6 +284,68 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
         "Then, any time: `target/debug/pi-config-audit {mf}` reports every difference between the manifest and the host."
     );
     s
+}
+
+/// Why a service waits for its data on a fresh host.
+struct Wait {
+    /// The paths it writes to that lie in (or hold) a `backup`-class path, as written.
+    writes: Vec<String>,
+    /// Its env file and the `backup`-class path that holds it, as written: it waits
+    /// while that file is missing.
+    env: Option<(String, String)>,
+}
+
+/// Does `svc` wait for its data on a fresh host, and for what? It does when it writes
+/// to a `backup`-class path (it is one of its owners), or when its env file lies in one
+/// (while the file is missing).
+fn wait(m: &Manifest, data: &[DataPath], svc: &Service) -> Option<Wait> {
+    let owns = data.iter().any(|d| d.owners.iter().any(|o| o.service == svc.name.as_str()));
+    let writes = if owns {
+        durable::owned_paths(m, svc)
+            .into_iter()
+            .filter(|p| data.iter().any(|d| durable::overlap(p, &d.path)))
+            .filter_map(|p| raw_path(m, p))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let env = svc.env_file.as_deref().and_then(|name| m.env_file(name)).and_then(|env| {
+        let held = durable::holding(data, env.path.path())?;
+        Some((env.path.raw().to_owned(), raw_path(m, &held.path)?))
+    });
+    (!writes.is_empty() || env.is_some()).then_some(Wait { writes, env })
+}
+
+/// A classified path of the manifest as written.
+fn raw_path(m: &Manifest, path: &Path) -> Option<String> {
+    m.classified_paths().into_iter().find(|(p, _, _)| p.path() == path).map(|(p, _, _)| p.raw().to_owned())
+}
+
+/// "`a`", "`a` and `b`", "`a`, `b` and `c`".
+fn shown(items: &[String]) -> String {
+    joined(items.iter().map(|i| format!("`{i}`")).collect())
+}
+
+/// "a", "a and b", "a, b and c".
+fn joined(items: Vec<String>) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The managed shell blocks whose file is backed up, by file: "`path`, `pitmux` in `~/.bashrc`".
+fn restored_blocks(m: &Manifest, data: &[DataPath]) -> String {
+    let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+    for block in m.shell.iter().filter(|b| durable::holding(data, b.file.path()).is_some()) {
+        let name = format!("`{}`", block.name);
+        match files.iter_mut().find(|(f, _)| *f == block.file.raw()) {
+            Some((_, names)) => names.push(name),
+            None => files.push((block.file.raw(), vec![name])),
+        }
+    }
+    files.iter().map(|(file, names)| format!("{} in `{file}`", names.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 fn health(h: &Option<Health>) -> String {
@@ -260,14 +427,39 @@ fn backup_policy(m: &Manifest) -> String {
         (BackupClass::Bootstrap, "Reproducible: the bootstrap steps make it again"),
         (BackupClass::Disposable, "Disposable: can be lost"),
     ];
+    let data = durable::data_paths(m);
     for (class, title) in classes {
-        let _ = writeln!(s, "## {title}\n\n| path | what | declared by |\n|---|---|---|");
+        let backup = class == BackupClass::Backup;
+        let _ = writeln!(s, "## {title}\n");
+        if backup && data.iter().any(|d| !d.owners.is_empty()) {
+            let _ = writeln!(
+                s,
+                "The services that write to a path are stopped while it is restored and, on a fresh host, wait for it before they first start.\n"
+            );
+        }
+        if backup {
+            let _ = writeln!(s, "| path | what | declared by | written by |\n|---|---|---|---|");
+        } else {
+            let _ = writeln!(s, "| path | what | declared by |\n|---|---|---|");
+        }
+        // The services that write to a backup path, for its last column.
+        let written_by = |id: &str| {
+            let owners = data.iter().find(|d| d.id == format!("data:{id}")).map(|d| d.owners.as_slice()).unwrap_or(&[]);
+            let names: Vec<&str> = owners.iter().map(|o| o.service.as_str()).collect();
+            if backup {
+                format!(" {} |", if names.is_empty() { "-".to_owned() } else { names.join(", ") })
+            } else {
+                String::new()
+            }
+        };
         for p in m.paths.iter().filter(|p| p.backup.value == class) {
-            let _ = writeln!(s, "| `{}` | {} | `path:{}` |", p.path.raw(), p.role, p.name);
+            let id = format!("path:{}", p.name);
+            let _ = writeln!(s, "| `{}` | {} | `{id}` |{}", p.path.raw(), p.role, written_by(&id));
         }
         for svc in m.services.iter().filter(|svc| svc.backup.as_ref().is_some_and(|b| b.value == class)) {
             if let Some(data) = &svc.data_path {
-                let _ = writeln!(s, "| `{}` | data of {} | `service:{}` |", data.raw(), svc.name, svc.name);
+                let id = format!("service:{}", svc.name);
+                let _ = writeln!(s, "| `{}` | data of {} | `{id}` |{}", data.raw(), svc.name, written_by(&id));
             }
         }
         s.push('\n');

@@ -29,6 +29,18 @@ pub const STEPS: &[Step] = &[
     Step { bin: "bootstrap-validate", args: &[], online: false },
 ];
 
+/// A step's number in the documented order (step 1 is the clone).
+pub fn number(bin: &str) -> &'static str {
+    match bin {
+        "bootstrap-prereqs" => "2",
+        "bootstrap-pi-config" => "3",
+        "bootstrap-services" => "4-5",
+        "bootstrap-data" => "6",
+        "bootstrap-validate" => "7",
+        _ => "-",
+    }
+}
+
 /// The state file that records an interrupted restore.
 const STATE_FILE: &str = "restore.json";
 

@@ -1,6 +1,8 @@
 //! The restore drill end to end, as a user runs it: `cargo xtask drill` on the example
-//! host, with a real private `systemd --user`. It must pass, and leave nothing behind:
-//! no process of the sandbox, no sandbox folder, nothing in the machine's `/run`.
+//! host, with a real private `systemd --user`: an old host lives, is backed up and lost
+//! whole; a new one on a brand-new HOME is restored in the documented order and must
+//! hold every byte of the old one's durable data. It must pass, and leave nothing
+//! behind: no process of the sandbox, no sandbox folder, nothing in the machine's `/run`.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +24,15 @@ fn the_drill_restores_the_example_host_and_leaves_nothing_behind() -> Result<(),
         .ok_or("the drill did not say where its sandbox was")?;
     assert!(!Path::new(sandbox).exists(), "the sandbox folder {sandbox} was left behind");
     assert!(stdout.contains("systemd --user running after"), "{stdout}");
+    assert!(stdout.contains("== the machine is lost"), "the drill did not lose the old host:\n{stdout}");
+    // The services that write to data waited on the new host, and the restore started them.
+    assert!(stdout.contains("waits for its data"), "{stdout}");
+    assert!(stdout.contains("enabled and started agents-database.service: its data is back"), "{stdout}");
+    assert!(
+        stdout.contains("~/.bashrc") && stdout.contains("its managed blocks path, pitmux applied on top"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("entries identical (kind, mode, content)"), "{stdout}");
     for step in ["bootstrap-prereqs", "bootstrap-pi-config", "bootstrap-services"] {
         assert!(
             stdout.contains(&format!("{step}: changed=0 failed=0 commands=0")),

@@ -200,7 +200,11 @@ pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repo
     for (i, plan) in plans.iter().enumerate() {
         report.push(finished(plan, i, &plans, &snapshots, &outcome, &started, ctx));
     }
-    services::start_waiting(manifest, &mut ledger, &ctx.state, &mut report);
+    if options.no_start {
+        services::leave_waiting(manifest, &ledger, &mut report);
+    } else {
+        services::start_waiting(manifest, &mut ledger, &ctx.state, &mut report);
+    }
     if ctx.state.kept_root().exists() {
         report.kept = Some(ctx.state.kept_root());
     }
@@ -471,7 +475,8 @@ fn owners_shown(path: &DataPath) -> String {
 fn why_shown(why: &Why) -> String {
     match why {
         Why::Missing | Why::Asked => String::new(),
-        Why::Fresh(what) => format!("held only {what}: "),
+        // `what` says "only ..." itself ("only empty folders", "only what a fresh host gets").
+        Why::Fresh(what) => format!("held only {}: ", what.strip_prefix("only ").unwrap_or(what)),
         Why::WrittenHere { since } => format!(
             "held only what was written on this host since pi-bootstrap first ran here ({}), before its data came back: ",
             clock::show_time(*since)
@@ -657,6 +662,8 @@ fn restore_and_settle(
     let mut blocks = Vec::new();
     for block in manifest.shell.iter().filter(|b| within(b.file.path(), &path.path)) {
         let resource = engine::shell_block(block);
+        // Applying a block keeps the file first; a copy kept earlier in this run (what
+        // was here before the restore) stays: `StateDir::keep` keeps the first copy.
         let applied = engine::run_one(resource.as_ref(), ctx, false);
         match applied.status {
             Status::Failed => {
