@@ -9,12 +9,13 @@
 //! - pi-bootstrap's own managed blocks, alone in their file or on top of a skeleton
 //!   copy;
 //! - files of the pi-config repo as committed (a `.gitkeep` in a data folder), from
-//!   one `git status` for every path asked about;
+//!   one `git status` for every path asked about, run only when a file needs it;
 //! - links the manifest declares, and what every backup of the path leaves out (a
 //!   path of another class inside it, the restic password file, a local repository).
 //!
 //! Everything else is [`Origin::Data`].
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
@@ -103,6 +104,14 @@ impl Held {
         matches!(self, Held::Data { .. })
     }
 
+    /// The newest modification time among the data entries, if any.
+    pub fn newest(&self) -> Option<SystemTime> {
+        match self {
+            Held::Data { newest, .. } => *newest,
+            _ => None,
+        }
+    }
+
     /// A few words for reports: "missing", "only empty folders", "3 files of data".
     pub fn describe(&self) -> String {
         match self {
@@ -148,24 +157,25 @@ pub struct Provenance<'m> {
     never: Vec<PathBuf>,
     backup_paths: Vec<PathBuf>,
     repo: PathBuf,
-    /// Paths `git status` lists under the scanned paths inside the repo (relative to the
-    /// repo, folders ending in `/`): changed, untracked or ignored. `None` when git
-    /// could not tell.
-    not_committed: Option<BTreeSet<String>>,
+    /// The paths asked about that lie in the repo (relative to it).
+    in_repo: Vec<String>,
+    /// Paths `git status` lists under `in_repo` (relative to the repo, folders ending in
+    /// `/`): changed, untracked or ignored; asked once, when a scan first needs it.
+    /// `None` when git could not tell.
+    not_committed: OnceCell<Option<BTreeSet<String>>>,
 }
 
 impl<'m> Provenance<'m> {
-    /// Gathers what scanning `paths` needs: one `git status` when some of them lie in
-    /// the repo.
+    /// Gathers what scanning `paths` needs; the one `git status` for those of them in
+    /// the repo runs when a scan first needs it.
     pub fn new(manifest: &'m Manifest, home: &Path, paths: &[&Path]) -> Provenance<'m> {
         let repo = manifest.repo.path.path().to_path_buf();
-        let inside: Vec<String> = paths
+        let in_repo: Vec<String> = paths
             .iter()
-            .filter(|p| within(p, &repo) && fs::symlink_metadata(p).is_ok())
+            .filter(|p| within(p, &repo))
             .filter_map(|p| p.strip_prefix(&repo).ok())
             .map(|p| if p.as_os_str().is_empty() { ".".to_owned() } else { p.display().to_string() })
             .collect();
-        let not_committed = if inside.is_empty() { None } else { git_not_committed(&repo, &inside) };
         Provenance {
             manifest,
             home: home.to_path_buf(),
@@ -180,7 +190,8 @@ impl<'m> Provenance<'m> {
                 .map(|(p, _, _)| p.path().to_path_buf())
                 .collect(),
             repo,
-            not_committed,
+            in_repo,
+            not_committed: OnceCell::new(),
         }
     }
 
@@ -271,8 +282,13 @@ impl<'m> Provenance<'m> {
     }
 
     fn is_committed(&self, path: &Path) -> bool {
-        let Some(listed) = &self.not_committed else { return false };
         let Ok(rel) = path.strip_prefix(&self.repo) else { return false };
+        let listed = self.not_committed.get_or_init(|| {
+            let existing: Vec<String> =
+                self.in_repo.iter().filter(|p| fs::symlink_metadata(self.repo.join(p)).is_ok()).cloned().collect();
+            if existing.is_empty() { None } else { git_not_committed(&self.repo, &existing) }
+        });
+        let Some(listed) = listed else { return false };
         let rel = rel.display().to_string();
         if rel.is_empty() || listed.contains(&rel) {
             return false;
