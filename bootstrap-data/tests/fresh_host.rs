@@ -422,6 +422,17 @@ fn a_service_that_makes_its_database_at_start_waits_for_it_and_starts_once_it_is
     assert!(!host.runtime("notes-db.seen").exists(), "the service ran");
     let ledger = host.ledger()?;
     assert_eq!(ledger["waiting"]["notes-db"], serde_json::json!([host.home().join(NOTES_DB)]), "{ledger:#}");
+    // What the audit and `--check` see meanwhile: a service waiting, data not restored.
+    let manifest = common::manifest::load(&host.manifest)?;
+    let ctx = Ctx::new(&host.home());
+    let check = bootstrap_services::run(&manifest, &ctx, &RunOptions { check: true, ..RunOptions::default() })?;
+    let check = serde_json::to_value(&check)?;
+    assert_eq!(item(&check, "service:notes-db")["status"], "would_change", "{check:#}");
+    assert!(detail(&check, "service:notes-db").starts_with("would wait for its data"), "{check:#}");
+    let freshness = bootstrap_data::status_report(&manifest, &host.home(), std::time::SystemTime::now());
+    let freshness = serde_json::to_value(&freshness)?;
+    assert_eq!(item(&freshness, "data:service:notes-db")["status"], "drift", "{freshness:#}");
+    assert!(detail(&freshness, "data:service:notes-db").starts_with("waits for its restore"), "{freshness:#}");
 
     // Step 6: the database comes back, then the service starts.
     let restore = host.data_ok(&["restore"])?;
