@@ -9,6 +9,8 @@
 //! - [`systemd`]: the user manager through `systemctl --user` (batched queries);
 //! - [`durable`]: the `backup`-class paths, who writes to them, and where each stands
 //!   on this host (settled, or waiting for its restore);
+//! - [`install`]: where the step binaries are installed, and the units pi-bootstrap
+//!   makes for itself (the backup timer);
 //! - [`cli`]: the flags and exit codes every binary shares;
 //! - `sandbox` (feature `sandbox`): the throwaway host of the drill and the tests.
 //!
@@ -19,6 +21,7 @@ pub mod durable;
 pub mod engine;
 pub mod exec;
 pub mod fsx;
+pub mod install;
 pub mod manifest;
 pub mod output;
 pub mod report;

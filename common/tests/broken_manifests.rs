@@ -217,6 +217,8 @@ broken! {
     service_backup_without_data_path,
     env_file_unknown,
     path_owner_unknown,
+    backup_policy_mistakes,
+    capture_unknown,
     env_mode_0644,
     env_var_invalid_name,
     validate_two_kinds,

@@ -28,7 +28,7 @@ pub mod provenance;
 
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{Backup, BackupClass, Manifest, Service};
+use crate::manifest::{Backup, BackupClass, Capture, Manifest, Service};
 
 pub use ledger::{
     FirstSight, How, LEDGER_FILE, Ledger, LedgerError, Settled, SnapshotRef, Standing, note_first_sight, now_text,
@@ -44,6 +44,9 @@ pub struct DataPath {
     /// The services that write inside it or to a folder that holds it: their data path,
     /// or a declared path that names them in `owners`.
     pub owners: Vec<Owner>,
+    /// How a backup captures it: as declared, else `stop` when services write to it and
+    /// `live` when none does.
+    pub capture: Capture,
 }
 
 /// A service that writes to a data path: stopped while the path is restored, and on a
@@ -83,12 +86,20 @@ pub fn data_paths(manifest: &Manifest) -> Vec<DataPath> {
         .filter(|(_, class, _)| *class == BackupClass::Backup)
         .map(|(path, _, owner_id)| {
             let path = path.path().to_path_buf();
-            let owners = owned
+            let owners: Vec<Owner> = owned
                 .iter()
                 .filter(|(_, paths)| paths.iter().any(|p| overlap(p, &path)))
                 .map(|(s, _)| Owner { service: s.name.as_str().to_owned(), units: s.unit_names() })
                 .collect();
-            DataPath { id: format!("data:{owner_id}"), path, owners }
+            let declared = match owner_id.split_once(':') {
+                Some(("path", name)) => manifest.paths.iter().find(|p| p.name.as_str() == name).and_then(|p| p.capture),
+                Some(("service", name)) => {
+                    manifest.services.iter().find(|s| s.name.as_str() == name).and_then(|s| s.capture)
+                }
+                _ => None,
+            };
+            let capture = declared.unwrap_or(if owners.is_empty() { Capture::Live } else { Capture::Stop });
+            DataPath { id: format!("data:{owner_id}"), path, owners, capture }
         })
         .collect()
 }

@@ -49,6 +49,7 @@ pub(crate) fn check_manifest(m: &Manifest, home: &Path, tree: &LazyTree<'_>) -> 
     check_backup_classes(m, &mut p);
     check_references(m, tree, &mut p);
     check_patterns(m, tree, &mut p);
+    check_backup_policy(m, tree, &mut p);
     p.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
     p
 }
@@ -341,5 +342,54 @@ fn check_patterns(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
                 format!("{pattern:?} is not a valid regular expression ({why})"),
             ));
         }
+    }
+}
+
+/// The backup's schedule, verification and retention: a schedule on one line, a
+/// read-data subset restic understands, a keep policy that keeps something.
+fn check_backup_policy(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
+    let Some(backup) = &m.backup else { return };
+    if let Some(schedule) = &backup.schedule {
+        let text = schedule.value.trim();
+        if text.is_empty() || text.contains(['\n', '\r']) {
+            p.push(Problem::new(
+                Pos::of(schedule),
+                "backup.schedule",
+                format!("{:?} is not a schedule: give a systemd calendar such as \"daily\" or \"*-*-* 03:00\"", schedule.value),
+            ));
+        }
+    }
+    if let Some(subset) = backup.verify.as_ref().and_then(|v| v.read_data.as_ref())
+        && !is_read_data_subset(&subset.value)
+    {
+        p.push(Problem::new(
+            Pos::of(subset),
+            "backup.verify.read_data",
+            format!("{:?} is not a part of the data to read: give a percentage such as \"5%\" (more than 0, at most 100) or a fraction such as \"1/7\"", subset.value),
+        ));
+    }
+    if let Some(keep) = &backup.keep
+        && [keep.last, keep.daily, keep.weekly, keep.monthly].iter().all(|n| n.unwrap_or(0) == 0)
+    {
+        p.push(Problem::new(
+            tree.pos("backup.keep").unwrap_or_default(),
+            "backup.keep",
+            "a keep policy that keeps nothing: give at least one of last, daily, weekly, monthly above 0 (or leave `keep` out to keep every snapshot)",
+        ));
+    }
+}
+
+/// `5%`, `2.5%`, `100%`, or `n/m` with 1 <= n <= m, as `restic check --read-data-subset` reads it.
+fn is_read_data_subset(text: &str) -> bool {
+    let text = text.trim();
+    if let Some(percent) = text.strip_suffix('%') {
+        return percent.trim().parse::<f64>().is_ok_and(|v| v > 0.0 && v <= 100.0);
+    }
+    match text.split_once('/') {
+        Some((n, m)) => match (n.trim().parse::<u32>(), m.trim().parse::<u32>()) {
+            (Ok(n), Ok(m)) => n >= 1 && n <= m,
+            _ => false,
+        },
+        None => false,
     }
 }

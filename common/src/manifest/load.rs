@@ -133,6 +133,7 @@ pub fn load_str(
 ) -> Result<Manifest, LoadError> {
     let err = |kind| LoadError { file: file.to_path_buf(), kind };
     let mut manifest: Manifest = parse_yaml(text).map_err(|p| err(LoadErrorKind::Parse(p)))?;
+    manifest.file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let vars = manifest.vars.clone();
     let expander = Expander { home, vars: &vars, env };
     let mut problems = expand_manifest(&mut manifest, &expander);

@@ -63,6 +63,10 @@ impl JsonSchema for Name {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Where it was read from (absolute); not a key of the file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub file: std::path::PathBuf,
     /// Manifest format version; only 1 exists.
     pub version: u32,
     /// The host's name, used to tag backups. Defaults to the machine's host name.
@@ -244,6 +248,9 @@ pub struct Service {
     #[serde(default)]
     #[schemars(with = "Option<BackupClass>")]
     pub backup: Option<Spanned<BackupClass>>,
+    /// How its data path is captured by a backup while it runs (default `stop`).
+    #[serde(default)]
+    pub capture: Option<Capture>,
 }
 
 impl Service {
@@ -395,6 +402,37 @@ pub struct DeclaredPath {
     /// restored before they start, and a restore stops them while it puts it back.
     #[serde(default)]
     pub owners: Vec<String>,
+    /// How a backup captures it while its owners run (default `stop` when services
+    /// write here, else `live`).
+    #[serde(default)]
+    pub capture: Option<Capture>,
+}
+
+/// How a backup captures a path that services write to while they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Capture {
+    /// Every SQLite database in the folder is copied online through SQLite's own
+    /// backup API (consistent, writers keep going); the rest of the folder is read as
+    /// it is. The live database and its `-wal`/`-shm`/`-journal` stay out of the
+    /// snapshot; a restore puts the copy back at the database's own path.
+    Sqlite,
+    /// The services that write here are stopped for as long as the snapshot takes, and
+    /// started again after.
+    Stop,
+    /// Read as it is, while services may write: only safe for files written whole
+    /// (atomic renames) or only appended to.
+    Live,
+}
+
+impl Capture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capture::Sqlite => "sqlite",
+            Capture::Stop => "stop",
+            Capture::Live => "live",
+        }
+    }
 }
 
 /// How a path comes back after the machine is lost.
@@ -432,6 +470,58 @@ pub struct Backup {
     /// The file holding the repository password (never the password itself).
     pub password_file: HostPath,
     /// The oldest a snapshot may be before the backup counts as stale, e.g. "26h".
+    pub max_age: HumanDuration,
+    /// When to back up, in systemd's `OnCalendar` syntax (`daily`, `*-*-* 03:00`):
+    /// `bootstrap-services` installs a user timer that runs `bootstrap-data backup`
+    /// (then `forget` and `verify` when they are declared); a missed run catches up.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub schedule: Option<Spanned<String>>,
+    /// Which snapshots of this host `bootstrap-data forget` keeps (the newest snapshot
+    /// of every path is always kept).
+    #[serde(default)]
+    pub keep: Option<Keep>,
+    /// How `bootstrap-data verify` reads the backup back.
+    #[serde(default)]
+    pub verify: Option<Verify>,
+}
+
+/// Which snapshots to keep, as restic's `forget --keep-*` counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keep {
+    /// The newest N snapshots.
+    #[serde(default)]
+    pub last: Option<u32>,
+    /// The newest snapshot of each of the last N days that have one.
+    #[serde(default)]
+    pub daily: Option<u32>,
+    /// ... of each of the last N weeks.
+    #[serde(default)]
+    pub weekly: Option<u32>,
+    /// ... of each of the last N months.
+    #[serde(default)]
+    pub monthly: Option<u32>,
+}
+
+/// How the backup is read back.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// How much of the repository's data `restic check --read-data-subset` reads, such
+    /// as "5%" (default "2%").
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub read_data: Option<Spanned<String>>,
+    /// Files per path restored from the newest snapshot and compared with the live ones
+    /// that have not changed since (default 5).
+    #[serde(default)]
+    pub files: Option<u32>,
+    /// The scheduled run verifies when the last verification is older than this
+    /// (default: every scheduled run).
+    #[serde(default)]
+    pub every: Option<HumanDuration>,
+    /// The audit fails when the last verification failed or is older than this, e.g. "8d".
     pub max_age: HumanDuration,
 }
 
