@@ -26,6 +26,7 @@ use common::manifest::Manifest;
 use common::output;
 use common::report::{Item, Report, Status, tilde};
 
+use crate::capture;
 use crate::paths::{self, BackupSet, DataPath, within};
 use crate::restic::{self, BackupOutcome, InSnapshot, Restic, ResticError};
 use crate::{Options, STEP, backup_section, clock, host_name, item, never_in_snapshot, repository_item, show_paths};
@@ -48,7 +49,7 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
 
     let exists = |p: &DataPath| std::fs::symlink_metadata(&p.path).is_ok();
     let present: Vec<&Path> = selected.iter().filter(|p| exists(p)).map(|p| p.path.as_path()).collect();
-    let set = paths::backup_set(manifest, &present, &never_in_snapshot(backup));
+    let mut set = paths::backup_set(manifest, &present, &never_in_snapshot(backup));
     // The repository's item, then one item per path in manifest order.
     let finish = |mut report: Report, repo: Item, each: &dyn Fn(&DataPath) -> Item| {
         report.push(repo);
@@ -64,6 +65,7 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     };
     let not_backed_up = |p: &DataPath| item(p, Status::Failed, "not backed up: see data:repository");
     let would = |p: &DataPath| item(p, Status::WouldChange, would_back_up(&set, p, home));
+    let all_paths = paths::data_paths(manifest);
 
     let restic = match Restic::open(backup, home, options.check) {
         Ok(restic) => restic,
@@ -104,14 +106,48 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         return finish(report, repo, &would);
     }
 
+    // Consistent capture first: online copies of databases, owners stopped.
+    let present_paths: Vec<DataPath> = selected.iter().filter(|p| exists(p)).cloned().collect();
+    let prepared = capture::prepare(manifest, &present_paths, &all_paths, &mut set, &ctx.state, home, &mut report);
+    if !prepared.errors.is_empty() {
+        let undone = capture::finish(&prepared, &ctx.state, &mut report).err();
+        let why = format!(
+            "not backed up: {} could not be captured consistently{}",
+            prepared.errors.keys().cloned().collect::<Vec<_>>().join(", "),
+            undone.map(|e| format!("; {e}")).unwrap_or_default()
+        );
+        repo.status = Status::Failed;
+        repo.detail = why;
+        return finish(report, repo, &|p| match prepared.errors.get(&p.id) {
+            Some(e) => item(p, Status::Failed, format!("not backed up: {e}")),
+            None => item(p, Status::Skipped, "not backed up: see data:repository"),
+        });
+    }
     // restic's own "percent done", in thousandths.
     let bar = output::progress_fraction("restic backup", options.verbosity);
     bar.set_message(format!("of {} to {shown}", show_paths(set.targets.iter().map(|t| t.as_path()), home)));
     let result = restic.backup(&host, &set, &mut |done| bar.set_position((done.clamp(0.0, 1.0) * 1000.0) as u64));
     bar.finish_and_clear();
+    // The commands in the order they ran: the backup's before the restarts.
+    if let Ok((_, command)) = &result {
+        report.commands.push(command.clone());
+    }
+    let undone = capture::finish(&prepared, &ctx.state, &mut report).err();
+    let with_notes = |mut it: Item, p: &DataPath| {
+        if let Some(notes) = prepared.notes.get(&p.id) {
+            it.detail = format!("{}, {}", it.detail, notes.join(", "));
+        }
+        if let Some(e) = &undone
+            && p.capture == common::manifest::Capture::Stop
+            && !p.owners.is_empty()
+        {
+            it.status = Status::Failed;
+            it.detail = format!("{}, but {e}", it.detail);
+        }
+        it
+    };
     match result {
-        Ok((outcome, command)) => {
-            report.commands.push(command);
+        Ok((outcome, _)) => {
             let taken = SnapshotRef { id: outcome.snapshot.clone(), time: durable::now_text() };
             let newly: Vec<&DataPath> =
                 selected.iter().filter(|p| exists(p) && !ledger.settled.contains_key(&p.path)).collect();
@@ -125,9 +161,11 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
             let sep = if repo.detail.is_empty() { "" } else { "; " };
             repo.detail =
                 format!("{}{sep}snapshot {} of host {host}: {}", repo.detail, outcome.snapshot, totals(&outcome));
-            finish(report, repo, &|p| backed_up(&set, p, &outcome, home))
+            finish(report, repo, &|p| with_notes(backed_up(&set, p, &outcome, home), p))
         }
-        Err(e) => finish(report, repository_item(backup, Status::Failed, e.to_string()), &not_backed_up),
+        Err(e) => {
+            finish(report, repository_item(backup, Status::Failed, e.to_string()), &|p| with_notes(not_backed_up(p), p))
+        }
     }
 }
 

@@ -32,20 +32,31 @@
 //!   [`status_report`].
 //! - [`snapshots`]: per path, every snapshot of this host that holds it (one `restic
 //!   find`), and which one it was restored from.
+//! - [`verify()`]: reads the backup back: `restic check --read-data-subset` of the
+//!   repository, and per path a few files unchanged since its newest snapshot
+//!   restored into a temporary folder and compared byte for byte with the live ones;
+//!   the result is recorded in the state folder (`verify.json`), which the audit reads
+//!   through [`verify_status`]. `--if-due` verifies only when `backup.verify.every`
+//!   has passed since the last success.
+//! - [`forget()`]: applies `backup.keep` to this host's snapshots (what `restic forget`
+//!   keeps, and the newest snapshot of every path besides), then prunes.
 //!
 //! The password comes from the manifest's password file through
 //! `RESTIC_PASSWORD_FILE` (never a command line), and is registered for redaction. See
 //! [`restic`] for how restic is called and [`paths`] for what a snapshot holds.
 
 mod backup;
+mod capture;
 mod clock;
 pub mod decide;
+mod forget;
 pub mod paths;
 pub mod restic;
 mod restore;
 mod services;
 mod snapshots;
 mod status;
+mod verify;
 
 use std::path::Path;
 
@@ -56,9 +67,11 @@ use common::report::{Item, Status, tilde};
 
 pub use backup::backup;
 pub use common::durable::{DataPath, Owner, data_paths, never_in_snapshot};
+pub use forget::forget;
 pub use restore::restore;
 pub use snapshots::snapshots;
 pub use status::{status, status_report};
+pub use verify::{verify, verify_status};
 
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-data";
@@ -103,6 +116,26 @@ pub enum Action {
     Status,
     /// Per must-back-up path, every snapshot of this host that holds it.
     Snapshots,
+    /// Reads the backup back, and records the result for the audit.
+    ///
+    /// `restic check` reads part of the repository's data (`backup.verify.read_data`,
+    /// default 2%), and a few files of each path that have not changed since its newest
+    /// snapshot (`backup.verify.files`, default 5) are restored into a temporary folder
+    /// and compared byte for byte with the live ones. With --check: only lists what it
+    /// would read back (no restic check, no restore).
+    Verify {
+        /// Only when due: when `backup.verify.every` has passed since the last
+        /// successful verification (and never without `backup.verify`). For the
+        /// scheduled run.
+        #[arg(long)]
+        if_due: bool,
+    },
+    /// Forgets the snapshots of this host that `backup.keep` does not keep, and prunes.
+    ///
+    /// What restic's keep policy keeps stays, and so does the newest snapshot of every
+    /// must-back-up path; the data only the others held is pruned. With --check: only
+    /// says what would go.
+    Forget,
 }
 
 impl Action {
@@ -111,13 +144,15 @@ impl Action {
         let (force, snapshot, no_start) = match self {
             Action::Backup { force } => (*force, None, false),
             Action::Restore { force, snapshot, no_start } => (*force, snapshot.clone(), *no_start),
-            Action::Status | Action::Snapshots => (false, None, false),
+            Action::Status | Action::Snapshots | Action::Verify { .. } | Action::Forget => (false, None, false),
         };
+        let if_due = matches!(self, Action::Verify { if_due: true });
         Options {
             check: common.check,
             force,
             snapshot,
             no_start,
+            if_due,
             only: common.only.clone(),
             verbosity: common.verbosity(),
         }
@@ -142,6 +177,9 @@ pub struct Options {
     pub snapshot: Option<String>,
     /// `restore --no-start`: leave the services that waited for their data stopped.
     pub no_start: bool,
+    /// `verify --if-due`: verify only when `backup.verify.every` has passed since the
+    /// last successful verification.
+    pub if_due: bool,
     /// Only these items (all when empty).
     pub only: Vec<String>,
     pub verbosity: Verbosity,

@@ -18,6 +18,8 @@ fn run(args: &Args) -> Result<i32, Failure> {
         Action::Restore { .. } => bootstrap_data::restore(&manifest, &ctx, &options)?,
         Action::Status => bootstrap_data::status(&manifest, &ctx, &options)?,
         Action::Snapshots => bootstrap_data::snapshots(&manifest, &ctx, &options)?,
+        Action::Verify { .. } => bootstrap_data::verify(&manifest, &ctx, &options)?,
+        Action::Forget => bootstrap_data::forget(&manifest, &ctx, &options)?,
     };
     Ok(cli::print(&report, &home, &args.common))
 }

@@ -8,7 +8,9 @@
 //! redaction; a password inside a repository url is registered too. Queries run with
 //! `--no-lock` (they never write to the repository) and, for observe-only runs, with
 //! `--no-cache` (they never write to HOME). The cache is `~/.cache/restic` unless
-//! `RESTIC_CACHE_DIR` says otherwise, so a temporary HOME holds everything.
+//! `RESTIC_CACHE_DIR` says otherwise, so a temporary HOME holds everything. `check`
+//! and `forget --prune` take restic's exclusive lock (restic 0.14 has no other for
+//! them); `restore` and `backup` its shared one.
 //!
 //! Written for restic 0.14 (Debian 12); nothing newer is needed.
 
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use common::exec::{self, Cmd, ExecError, Output};
-use common::manifest::Backup;
+use common::manifest::{Backup, Keep};
 use common::report::tilde;
 use common::secret;
 use serde::Deserialize;
@@ -187,6 +189,76 @@ struct BackupMessage {
     during: String,
     #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+/// What `restic restore` of chosen files left behind.
+#[derive(Debug, Clone, Default)]
+pub struct FilesRestored {
+    /// The files restic said it could not restore, with its words ("ignoring error
+    /// for FILE: ...").
+    pub errors: Vec<(PathBuf, String)>,
+    /// restic's own words when it did not finish cleanly (it exits non-zero after
+    /// restoring what it could).
+    pub failure: Option<String>,
+}
+
+/// What `restic check` said of a repository with no errors.
+#[derive(Debug, Clone, Default)]
+pub struct Checked {
+    /// restic's line about the data it read, such as "read 2.0% of data packs" or
+    /// "read group #3 of 1 data packs (out of total 4 packs in 256 groups)".
+    pub read: String,
+    /// The command run, for the report.
+    pub command: String,
+}
+
+/// What `restic forget --dry-run` would do to the snapshots of one host.
+#[derive(Debug, Clone, Default)]
+pub struct ForgetPlan {
+    /// The snapshots the policy keeps, each with restic's reasons ("daily snapshot").
+    pub keep: Vec<(Snapshot, Vec<String>)>,
+    /// The snapshots the policy would forget.
+    pub remove: Vec<Snapshot>,
+}
+
+/// One group of `restic forget --dry-run --json` (restic 0.14: `keep`, `remove` and
+/// `reasons`, the reasons in the order of `keep`, their snapshots without an id).
+#[derive(Debug, Deserialize)]
+struct ForgetGroup {
+    #[serde(default)]
+    keep: Option<Vec<Snapshot>>,
+    #[serde(default)]
+    remove: Option<Vec<Snapshot>>,
+    #[serde(default)]
+    reasons: Option<Vec<KeepReason>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeepReason {
+    #[serde(default)]
+    snapshot: ReasonSnapshot,
+    #[serde(default)]
+    matches: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReasonSnapshot {
+    #[serde(default)]
+    time: String,
+}
+
+/// The `--keep-*` flags of a keep policy (counts of 0 are left out: they keep nothing).
+pub fn keep_flags(keep: &Keep) -> Vec<String> {
+    [
+        ("--keep-last", keep.last),
+        ("--keep-daily", keep.daily),
+        ("--keep-weekly", keep.weekly),
+        ("--keep-monthly", keep.monthly),
+    ]
+    .into_iter()
+    .filter_map(|(flag, n)| n.filter(|n| *n > 0).map(|n| [flag.to_owned(), n.to_string()]))
+    .flatten()
+    .collect()
 }
 
 /// One restic repository, with its password file checked and registered.
@@ -500,6 +572,109 @@ impl Restic {
         self.query(&cmd)?;
         Ok(cmd.to_string())
     }
+
+    /// Restores `files` (regular files) of `snapshot` under `target`, in one call
+    /// (`--include` for each). A file restic could not restore (a damaged pack) is in
+    /// the outcome with restic's words; only a restore that could not start at all (the
+    /// repository does not open, the snapshot is not there) is an error. Returns the
+    /// command run too.
+    pub fn restore_files(
+        &self,
+        snapshot: &str,
+        target: &Path,
+        files: &[PathBuf],
+    ) -> Result<(FilesRestored, String), ResticError> {
+        let mut cmd =
+            self.cmd("restore").arg(snapshot).arg("--target").arg(target.display().to_string()).timeout(DATA_TIMEOUT);
+        for file in files {
+            cmd = cmd.arg("--include").arg(paths::pattern(file));
+        }
+        let out = cmd.output()?;
+        let command = cmd.to_string();
+        if out.success() {
+            return Ok((FilesRestored::default(), command));
+        }
+        let mut restored = FilesRestored::default();
+        for line in out.stderr.lines().chain(out.stdout.lines()) {
+            let Some(rest) = line.trim().strip_prefix("ignoring error for ") else { continue };
+            // The longest file whose name the line starts with (a name may hold ": ").
+            let file = files
+                .iter()
+                .filter(|f| rest.strip_prefix(&*f.to_string_lossy()).is_some_and(|r| r.starts_with(": ")))
+                .max_by_key(|f| f.as_os_str().len());
+            if let Some(file) = file {
+                let why = rest[file.to_string_lossy().len() + 2..].trim().to_owned();
+                restored.errors.push((file.clone(), why));
+            }
+        }
+        if restored.errors.is_empty() {
+            return Err(self.error(&out));
+        }
+        restored.failure = Some(match self.error(&out) {
+            ResticError::Failed { restic, .. } => restic,
+            other => other.to_string(),
+        });
+        Ok((restored, command))
+    }
+
+    /// `restic check --read-data-subset=SUBSET`: the repository's structure, and the
+    /// data of that part of its packs read back and checked against their hashes.
+    /// restic 0.14 takes an exclusive lock for it (never `--no-lock`: a check must not
+    /// run beside a prune) and uses a temporary cache of its own under the cache folder.
+    /// Any error it finds is a [`ResticError::Failed`] in restic's words.
+    pub fn check(&self, read_data: &str) -> Result<Checked, ResticError> {
+        let cmd = self.cmd("check").arg(format!("--read-data-subset={}", read_data.trim())).timeout(DATA_TIMEOUT);
+        let out = self.query(&cmd)?;
+        let read =
+            out.stdout.lines().map(str::trim).find(|l| l.starts_with("read ")).unwrap_or("read no data").to_owned();
+        Ok(Checked { read, command: cmd.to_string() })
+    }
+
+    /// What `keep` would keep and forget of `host`'s snapshots (grouped by host alone,
+    /// so every snapshot of the host counts against one policy), from `restic forget
+    /// --dry-run --json`: a query, it takes no lock and forgets nothing.
+    pub fn forget_plan(&self, host: &str, keep: &Keep) -> Result<ForgetPlan, ResticError> {
+        let cmd = self
+            .cmd("forget")
+            .args(["--dry-run", "--json", "--no-lock", "--host", host, "--group-by", "host"])
+            .args(keep_flags(keep));
+        let out = self.query(&cmd)?;
+        // restic prints the JSON list on one line; nothing at all when the host has no
+        // snapshot.
+        let text = out.stdout.lines().map(str::trim).find(|l| l.starts_with('[')).unwrap_or("[]");
+        parse_forget(text).map_err(|e| ResticError::Failed {
+            repo: self.repository_shown(),
+            restic: format!("cannot read what restic forget --dry-run printed: {e}"),
+        })
+    }
+
+    /// Forgets the snapshots `ids` (full ids) and prunes the data only they held, in
+    /// one call (`restic forget --prune`, which takes restic's exclusive lock). Returns
+    /// the command run.
+    pub fn forget(&self, ids: &[String]) -> Result<String, ResticError> {
+        let cmd = self.cmd("forget").arg("--prune").args(ids.iter().cloned()).timeout(DATA_TIMEOUT);
+        self.query(&cmd)?;
+        Ok(cmd.to_string())
+    }
+}
+
+/// The plan in the JSON of `restic forget --dry-run --json`.
+fn parse_forget(text: &str) -> Result<ForgetPlan, serde_json::Error> {
+    let groups: Vec<ForgetGroup> = serde_json::from_str(text)?;
+    let mut plan = ForgetPlan::default();
+    for group in groups {
+        let reasons = group.reasons.unwrap_or_default();
+        for (i, snapshot) in group.keep.unwrap_or_default().into_iter().enumerate() {
+            // In keep's order; matched by time should a restic list them otherwise.
+            let reason = reasons
+                .get(i)
+                .filter(|r| r.snapshot.time == snapshot.time)
+                .or_else(|| reasons.iter().find(|r| r.snapshot.time == snapshot.time));
+            plan.keep.push((snapshot, reason.map(|r| r.matches.clone()).unwrap_or_default()));
+        }
+        plan.remove.extend(group.remove.unwrap_or_default());
+    }
+    Ok(plan)
 }
 
 /// The password of a url such as `rest:https://user:password@host/`, if any.
@@ -509,6 +684,15 @@ fn url_password(repository: &str) -> Option<&str> {
     let (userinfo, _) = authority.rsplit_once('@')?;
     let (_, password) = userinfo.split_once(':')?;
     Some(password).filter(|p| !p.is_empty())
+}
+
+/// The repository with any password of its url left out, as a state file may keep it
+/// (to tell whether what it records was of this repository).
+pub fn without_password(repository: &str) -> String {
+    match url_password(repository) {
+        Some(password) => repository.replacen(&format!(":{password}@"), ":@", 1),
+        None => repository.to_owned(),
+    }
 }
 
 /// The folder of a local repository (`/path` or `local:/path`).
@@ -546,10 +730,32 @@ mod tests {
     }
 
     #[test]
+    fn reads_what_restic_0_14_forget_dry_run_prints() -> Result<(), serde_json::Error> {
+        // As restic 0.14 prints it (shortened): the reasons' snapshots carry no id.
+        let text = r#"[{"tags":null,"host":"H","paths":null,"keep":[{"time":"2026-01-20T10:00:00Z","tree":"46c6","paths":["/d"],"hostname":"H","username":"root","tags":["pi-bootstrap"],"id":"fb305dca1035","short_id":"fb305dca"},{"time":"2026-01-13T10:00:00Z","tree":"1905","paths":["/d"],"hostname":"H","id":"de2b486bf103","short_id":"de2b486b"}],"remove":[{"time":"2026-01-06T12:00:00Z","tree":"eb30","paths":["/d"],"hostname":"H","id":"6a8f95959183","short_id":"6a8f9595"}],"reasons":[{"snapshot":{"time":"2026-01-20T10:00:00Z","tree":"46c6","paths":["/d"],"hostname":"H"},"matches":["daily snapshot","weekly snapshot"],"counters":{"daily":1,"weekly":1}},{"snapshot":{"time":"2026-01-13T10:00:00Z","tree":"1905","paths":["/d"],"hostname":"H"},"matches":["weekly snapshot"],"counters":{}}]}]"#;
+        let plan = parse_forget(text)?;
+        let kept: Vec<(&str, Vec<String>)> = plan.keep.iter().map(|(s, r)| (s.short_id.as_str(), r.clone())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("fb305dca", vec!["daily snapshot".to_owned(), "weekly snapshot".to_owned()]),
+                ("de2b486b", vec!["weekly snapshot".to_owned()])
+            ]
+        );
+        assert_eq!(plan.remove.iter().map(|s| s.short_id.as_str()).collect::<Vec<_>>(), ["6a8f9595"]);
+        assert!(parse_forget("[]")?.keep.is_empty());
+        let flags = keep_flags(&Keep { last: Some(3), daily: Some(0), weekly: None, monthly: Some(6) });
+        assert_eq!(flags, ["--keep-last", "3", "--keep-monthly", "6"]);
+        Ok(())
+    }
+
+    #[test]
     fn repository_urls_give_up_their_password_and_local_folders() {
         assert_eq!(url_password("rest:https://me:s3cret-pw@host:8000/repo"), Some("s3cret-pw"));
         assert_eq!(url_password("rest:https://me@host/"), None);
         assert_eq!(url_password("sftp:me@host:/srv/restic"), None);
+        assert_eq!(without_password("rest:https://me:s3cret-pw@host:8000/repo"), "rest:https://me:@host:8000/repo");
+        assert_eq!(without_password("/var/backups/r"), "/var/backups/r");
         assert_eq!(local_folder("/var/backups/r"), Some(PathBuf::from("/var/backups/r")));
         assert_eq!(local_folder("local:/var/backups/r"), Some(PathBuf::from("/var/backups/r")));
         assert_eq!(local_folder("s3:s3.amazonaws.com/bucket"), None);

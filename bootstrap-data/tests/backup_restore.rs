@@ -295,6 +295,20 @@ fn a_service_that_owns_a_path_cannot_be_stopped_without_its_manager() -> TestRes
     backup: backup
 ";
     host.write_manifest(services, PATHS, &host.repo().display().to_string(), "26h")?;
+    // Its data is captured with the service stopped (the default): without the manager
+    // that cannot be done, and nothing is backed up rather than a torn copy.
+    let refused = host.run(&["backup", "--json"])?;
+    assert_eq!(refused.code, Some(1), "{}{}", refused.stdout, refused.stderr);
+    let report = refused.json()?;
+    assert!(
+        detail(&report, "data:service:agents-database")
+            .starts_with("not backed up: cannot stop the services that own it: XDG_RUNTIME_DIR is not set"),
+        "{report}"
+    );
+    assert!(host.restic(&["snapshots", "--json"]).map_or(true, |s| s.trim() == "[]"), "a snapshot was made");
+    // Read as it is, then.
+    let live = services.replace("    backup: backup\n", "    backup: backup\n    capture: live\n");
+    host.write_manifest(&live, PATHS, &host.repo().display().to_string(), "26h")?;
     assert_eq!(host.run(&["backup"])?.code, Some(0));
     lose_the_data(&host)?;
     let run = host.run(&["restore", "--json"])?;

@@ -1,6 +1,7 @@
 //! The services that own a path, with a real `systemd --user` in a sandbox: stopped
-//! while the path is restored, running after, their timers too; a job that was idle
-//! stays idle; a second restore changes nothing and runs nothing.
+//! while the path is backed up (its capture is `stop` by default) and while it is
+//! restored, running after, their timers too; a job that was idle stays idle; a second
+//! restore changes nothing and runs nothing.
 
 use std::fs;
 use std::path::Path;
@@ -104,7 +105,29 @@ backup:
     systemctl(&machine, &["start", "agents-database.service", "agents-database.timer"])?;
     assert_eq!(systemctl(&machine, &["is-active", "agents-database.service"])?, "active");
 
-    run(&machine, &manifest, &["backup"])?;
+    // The default capture of a path services write to: they stop for the snapshot.
+    let backup = run(&machine, &manifest, &["backup"])?;
+    let captured = item(&backup, "data:path:agents-database");
+    assert!(
+        captured["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("with agents-database.service, agents-database.timer stopped meanwhile"),
+        "{backup}"
+    );
+    let commands: Vec<&str> = backup["commands"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .filter(|c| *c != "restic init")
+        .collect();
+    assert_eq!(commands.first(), Some(&"systemctl --user stop agents-database.service agents-database.timer"));
+    assert!(commands.get(1).is_some_and(|c| c.starts_with("restic backup")), "{commands:?}");
+    assert_eq!(commands.last(), Some(&"systemctl --user start agents-database.service agents-database.timer"));
+    assert_eq!(systemctl(&machine, &["is-active", "agents-database.service"])?, "active");
+    assert_eq!(fs::read_to_string(&events)?, "start: agents.db\nstop\nstart: agents.db\n");
+    fs::write(&events, "start: agents.db\n")?;
     // The disaster: the data is gone while the service runs on.
     fs::remove_dir_all(home.join("pi-config/agents-database"))?;
     fs::remove_dir_all(home.join("notes"))?;

@@ -2,10 +2,14 @@
 //! safely, restarting only what changed.
 //!
 //! In order: env files (`env:NAME`), unit files (`unit:FILE`, verified before they are
-//! installed), one `daemon-reload` when any changed, the services (`service:NAME`:
-//! enabled and active; restarted when their unit, env file or code changed), linger
-//! (`linger:USER`), nginx sites (`nginx:SITE`, checked as a whole before anything live
-//! changes), managed shell blocks (`shell:NAME`).
+//! installed; with `backup.schedule`, also the scheduled backup's own
+//! `unit:pi-bootstrap-backup.service` and `unit:pi-bootstrap-backup.timer`, see
+//! [`backup_timer`]), one `daemon-reload` when any changed, the services
+//! (`service:NAME`: enabled and active; restarted when their unit, env file or code
+//! changed), the backup timer (`timer:pi-bootstrap-backup`: enabled and active,
+//! restarted when its unit changed), linger (`linger:USER`), nginx sites (`nginx:SITE`,
+//! checked as a whole before anything live changes), managed shell blocks
+//! (`shell:NAME`).
 //!
 //! A restart that is due is written to the state folder before any file changes, so a
 //! run that dies halfway restarts it on the next run. The state of every unit comes
@@ -15,6 +19,7 @@
 //! installed, not enabled, not started, until `bootstrap-data restore` has put its data
 //! back and starts it (see [`waiting`]).
 
+pub mod backup_timer;
 mod env_file;
 mod linger;
 mod nginx;
@@ -23,6 +28,7 @@ pub mod waiting;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use backup_timer::{BackupTimer, GeneratedUnit};
 use common::durable::{self, Ledger};
 use common::engine::{self, Ctx, Observed, Resource, RunOptions, UnknownItem};
 use common::manifest::{ItemId, Manifest, Service};
@@ -58,8 +64,15 @@ fn crash_point(name: &str) {
 pub fn item_ids(manifest: &Manifest, ctx: &Ctx) -> Vec<String> {
     let mut ids: Vec<String> = manifest.env.iter().map(|e| ItemId::new("env", e.name.as_str()).0).collect();
     ids.extend(unit_files(manifest, &ctx.home).iter().map(|u| u.id.0.clone()));
+    let backup = BackupTimer::from_manifest(manifest, &ctx.home);
+    if let Some(backup) = &backup {
+        ids.extend(backup.units().iter().map(|u| u.id.0.clone()));
+    }
     ids.extend(manifest.services.iter().map(|s| ItemId::new("service", s.name.as_str()).0));
-    if !manifest.services.is_empty() {
+    if let Some(backup) = &backup {
+        ids.push(backup.id.0.clone());
+    }
+    if !manifest.services.is_empty() || backup.is_some() {
         ids.push(Linger::new().id.0);
     }
     if let Some(nginx) = &manifest.nginx {
@@ -92,8 +105,10 @@ pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Repor
             report.push(env_item(&resource, &awaiting, ctx, options.check));
         }
     }
-    if !manifest.services.is_empty() {
-        services(manifest, ctx, options.check, &wanted, &awaiting, &mut ledger, &mut report);
+    let backup = BackupTimer::from_manifest(manifest, &ctx.home);
+    if !manifest.services.is_empty() || backup.is_some() {
+        let units = Units { manifest, backup: backup.as_ref() };
+        services(&units, ctx, options.check, &wanted, &awaiting, &mut ledger, &mut report);
         let linger = Linger::new();
         if wanted(&linger.id.0) {
             report.push(engine::run_one(&linger, ctx, options.check));
@@ -162,11 +177,24 @@ fn item(id: &str, kind: &str, status: Status, detail: String) -> Item {
     Item { id: id.to_owned(), kind: kind.to_owned(), status, path: None, detail, diff: None }
 }
 
+/// What [`services`] installs and runs: the declared services, and the scheduled
+/// backup when there is one.
+struct Units<'a> {
+    manifest: &'a Manifest,
+    backup: Option<&'a BackupTimer>,
+}
+
+/// The properties asked of every unit besides the base ones: whether systemd holds an
+/// older version than the file (a run that died between writing and reloading), and
+/// when a timer fires next.
+const EXTRA_PROPERTIES: &[&str] = &["NeedDaemonReload", "NextElapseUSecRealtime"];
+
 /// Unit files, daemon-reload, enable and start, restarts that are due; services whose
-/// data is awaiting its restore are installed but wait (see [`waiting`]).
+/// data is awaiting its restore are installed but wait (see [`waiting`]); the backup
+/// timer (see [`backup_timer`]).
 #[allow(clippy::too_many_arguments)]
 fn services(
-    manifest: &Manifest,
+    units: &Units<'_>,
     ctx: &Ctx,
     check: bool,
     wanted: &dyn Fn(&str) -> bool,
@@ -174,7 +202,11 @@ fn services(
     ledger: &mut Ledger,
     report: &mut Report,
 ) {
+    let manifest = units.manifest;
     let files: Vec<UnitFile> = unit_files(manifest, &ctx.home).into_iter().filter(|u| wanted(&u.id.0)).collect();
+    let generated: Vec<&GeneratedUnit> =
+        units.backup.map(|b| b.units().into_iter().filter(|u| wanted(&u.id.0)).collect()).unwrap_or_default();
+    let timer = units.backup.filter(|b| wanted(&b.id.0));
     let chosen: Vec<&Service> =
         manifest.services.iter().filter(|s| wanted(&ItemId::new("service", s.name.as_str()).0)).collect();
     if let Err(e) = systemd::ensure_reachable() {
@@ -182,8 +214,14 @@ fn services(
         for file in &files {
             report.push(item(&file.id.0, "unit", status, e.to_string()));
         }
+        for unit in &generated {
+            report.push(item(&unit.id.0, "unit", status, e.to_string()));
+        }
         for service in &chosen {
             report.push(item(&ItemId::new("service", service.name.as_str()).0, "service", status, e.to_string()));
+        }
+        if let Some(timer) = timer {
+            report.push(item(&timer.id.0, "timer", status, e.to_string()));
         }
         return;
     }
@@ -205,8 +243,12 @@ fn services(
             matches!(o, Observed::Differs(_)) && units.contains(&name)
         })
     };
-    let names: Vec<String> = chosen.iter().flat_map(|s| s.units_to_run()).collect();
-    let before = match systemd::show(&names, &[]) {
+    let timer_unit = backup_timer::timer_unit();
+    let mut names: Vec<String> = chosen.iter().flat_map(|s| s.units_to_run()).collect();
+    if timer.is_some() {
+        names.push(timer_unit.clone());
+    }
+    let before = match systemd::show(&names, EXTRA_PROPERTIES) {
         Ok(states) => states,
         Err(e) => {
             report.push(item("service:state", "service", Status::Failed, e.to_string()));
@@ -233,6 +275,16 @@ fn services(
             due.insert(name);
         }
     }
+    // The timer restarts when its own unit changed while it runs (the service it
+    // starts is read afresh at each run).
+    let state_of = |states: &[UnitState], unit: &str| states.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
+    if let Some(timer) = timer {
+        let differs =
+            generated.iter().any(|u| u.id == timer.timer.id && matches!(u.observe(ctx), Ok(Observed::Differs(_))));
+        if differs && state_of(&before, &timer_unit).is_active() {
+            due.insert(timer.id.0.clone());
+        }
+    }
     if !check {
         if due != state.restart_due {
             state.restart_due = due.clone();
@@ -253,6 +305,16 @@ fn services(
     for file in &files {
         let unit_item = engine::run_one(file, ctx, check);
         units_changed |= unit_item.status == Status::Changed;
+        report.push(unit_item);
+    }
+    // The backup's units that could not be observed or installed: the timer is left as it is.
+    let mut broken: Vec<String> = Vec::new();
+    for unit in &generated {
+        let unit_item = engine::run_one(*unit, ctx, check);
+        units_changed |= unit_item.status == Status::Changed;
+        if unit_item.status == Status::Failed {
+            broken.push(unit_item.id.clone());
+        }
         report.push(unit_item);
     }
     let waiting_item = |service: &Service, wait: &Wait| {
@@ -279,9 +341,13 @@ fn services(
             };
             report.push(item(&ItemId::new("service", name).0, "service", status, detail));
         }
+        if let Some(timer) = timer {
+            report.push(timer_check_item(timer, &state_of(&before, &timer_unit), &due, &broken, &ctx.home));
+        }
         return;
     }
-    if units_changed {
+    let stale = before.iter().any(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"));
+    if units_changed || stale {
         match systemd::daemon_reload() {
             Ok(()) => report.commands.push("systemctl --user daemon-reload".to_owned()),
             Err(e) => report.push(item("service:daemon-reload", "service", Status::Failed, e.to_string())),
@@ -304,6 +370,19 @@ fn services(
             } else if !now.is_active() {
                 to_start.push(unit);
             }
+        }
+    }
+    // The timer, once its units are in place (or as they were, when they failed).
+    let act_on_timer = timer.filter(|_| broken.is_empty() && state_of(&current, &timer_unit).exists());
+    if let Some(timer) = act_on_timer {
+        let now = state_of(&current, &timer_unit);
+        if !now.is_enabled() {
+            to_enable.push(timer_unit.clone());
+        }
+        if due.contains(&timer.id.0) {
+            to_restart.push(timer_unit.clone());
+        } else if !now.is_active() {
+            to_start.push(timer_unit.clone());
         }
     }
     let mut failures: Vec<String> = Vec::new();
@@ -354,9 +433,97 @@ fn services(
             report.push(item(&id, "service", Status::Failed, detail));
         }
     }
+    if let Some(timer) = timer {
+        let acted = act_on_timer.is_some();
+        let restarted = to_restart.contains(&timer_unit);
+        let touched = restarted || to_start.contains(&timer_unit) || to_enable.contains(&timer_unit);
+        let mut now = state_of(&after, &timer_unit);
+        if now.is_active() {
+            // The next elapse is only known once the timer runs.
+            now = systemd::show(std::slice::from_ref(&timer_unit), EXTRA_PROPERTIES)
+                .ok()
+                .and_then(|s| s.into_iter().next())
+                .unwrap_or(now);
+        }
+        let timer_item = if !acted {
+            timer_left_item(timer, &now, &broken)
+        } else if now.is_active() && now.is_enabled() {
+            state.restart_due.remove(&timer.id.0);
+            let done = if restarted {
+                "restarted: its unit changed".to_owned()
+            } else if touched {
+                format!("enabled and started {timer_unit}")
+            } else {
+                String::new()
+            };
+            let next = next_run(&now);
+            let detail = [done, next].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
+            let status = if touched { Status::Changed } else { Status::Ok };
+            with_program(timer, item(&timer.id.0, "timer", status, detail), &ctx.home)
+        } else {
+            let mut detail = format!("{timer_unit} is not running: {}", now.describe());
+            if !failures.is_empty() {
+                detail.push_str(&format!("; {}", failures.join("; ")));
+            }
+            detail.push_str(&format!("; see systemctl --user status {timer_unit}"));
+            with_program(timer, item(&timer.id.0, "timer", Status::Failed, detail), &ctx.home)
+        };
+        report.push(timer_item);
+    }
     if let Err(e) = state.save(&ctx.state) {
         report.push(item("service:state", "service", Status::Failed, e.to_string()));
     }
+}
+
+/// "next run Wed 2026-12-02 03:00:00 UTC", when systemd says.
+fn next_run(state: &UnitState) -> String {
+    match state.properties.get("NextElapseUSecRealtime").map(|v| v.trim()) {
+        Some(next) if !next.is_empty() && next != "n/a" && next != "0" => format!("next run {next}"),
+        _ => String::new(),
+    }
+}
+
+/// The timer's item, failed when the program it runs is not installed: what was done
+/// stays in the detail, then what to do.
+fn with_program(timer: &BackupTimer, mut it: Item, home: &std::path::Path) -> Item {
+    if let Some(problem) = timer.program_problem(home) {
+        it.status = Status::Failed;
+        it.detail = if it.detail.is_empty() { problem } else { format!("{}; but {problem}", it.detail) };
+    }
+    it
+}
+
+/// The timer's item when its units could not be put in place: it is left as it is.
+fn timer_left_item(timer: &BackupTimer, now: &UnitState, broken: &[String]) -> Item {
+    let left = if now.exists() {
+        format!("{} was left as it is ({})", backup_timer::timer_unit(), now.describe())
+    } else {
+        format!("{} is not installed", backup_timer::timer_unit())
+    };
+    let why = if broken.is_empty() { String::new() } else { format!(": see {}", broken.join(", ")) };
+    item(&timer.id.0, "timer", Status::Skipped, format!("{left}, its units could not be put in place{why}"))
+}
+
+/// The timer's item under `--check`: what a run would do.
+fn timer_check_item(
+    timer: &BackupTimer,
+    now: &UnitState,
+    due: &BTreeSet<String>,
+    broken: &[String],
+    home: &std::path::Path,
+) -> Item {
+    if !broken.is_empty() {
+        return timer_left_item(timer, now, broken);
+    }
+    let unit = backup_timer::timer_unit();
+    let it = if due.contains(&timer.id.0) {
+        item(&timer.id.0, "timer", Status::WouldChange, "would restart: its unit changed".to_owned())
+    } else if !now.is_active() || !now.is_enabled() {
+        item(&timer.id.0, "timer", Status::WouldChange, format!("would enable and start {unit}"))
+    } else {
+        item(&timer.id.0, "timer", Status::Ok, next_run(now))
+    };
+    with_program(timer, it, home)
 }
 
 /// nginx sites: observed one by one, installed together.

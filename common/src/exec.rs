@@ -248,7 +248,7 @@ impl Cmd {
         let stderr = read_in_background(child.stderr.take(), None);
         let mut status = None;
         while status.is_none() && started.elapsed() < self.timeout {
-            let slice = (self.timeout - started.elapsed()).min(Duration::from_millis(100));
+            let slice = self.timeout.saturating_sub(started.elapsed()).min(Duration::from_millis(100));
             status =
                 child.wait_timeout(slice).map_err(|source| ExecError::Spawn { command: self.to_string(), source })?;
             lines.try_iter().for_each(|line: String| on_line(&secret::redact(&line)));

@@ -218,6 +218,7 @@ broken! {
     env_file_unknown,
     path_owner_unknown,
     backup_policy_mistakes,
+    backup_unit_name_taken,
     capture_unknown,
     env_mode_0644,
     env_var_invalid_name,

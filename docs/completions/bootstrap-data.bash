@@ -19,6 +19,9 @@ _bootstrap__data() {
             bootstrap__data,backup)
                 cmd="bootstrap__data__subcmd__backup"
                 ;;
+            bootstrap__data,forget)
+                cmd="bootstrap__data__subcmd__forget"
+                ;;
             bootstrap__data,help)
                 cmd="bootstrap__data__subcmd__help"
                 ;;
@@ -31,8 +34,14 @@ _bootstrap__data() {
             bootstrap__data,status)
                 cmd="bootstrap__data__subcmd__status"
                 ;;
+            bootstrap__data,verify)
+                cmd="bootstrap__data__subcmd__verify"
+                ;;
             bootstrap__data__subcmd__help,backup)
                 cmd="bootstrap__data__subcmd__help__subcmd__backup"
+                ;;
+            bootstrap__data__subcmd__help,forget)
+                cmd="bootstrap__data__subcmd__help__subcmd__forget"
                 ;;
             bootstrap__data__subcmd__help,help)
                 cmd="bootstrap__data__subcmd__help__subcmd__help"
@@ -46,6 +55,9 @@ _bootstrap__data() {
             bootstrap__data__subcmd__help,status)
                 cmd="bootstrap__data__subcmd__help__subcmd__status"
                 ;;
+            bootstrap__data__subcmd__help,verify)
+                cmd="bootstrap__data__subcmd__help__subcmd__verify"
+                ;;
             *)
                 ;;
         esac
@@ -53,7 +65,7 @@ _bootstrap__data() {
 
     case "${cmd}" in
         bootstrap__data)
-            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --help --version backup restore status snapshots help"
+            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --help --version backup restore status snapshots verify forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -96,8 +108,30 @@ _bootstrap__data() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bootstrap__subcmd__data__subcmd__forget)
+            opts="-v -q -h --manifest --check --json --only --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bootstrap__subcmd__data__subcmd__help)
-            opts="backup restore status snapshots help"
+            opts="backup restore status snapshots verify forget help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -111,6 +145,20 @@ _bootstrap__data() {
             return 0
             ;;
         bootstrap__subcmd__data__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bootstrap__subcmd__data__subcmd__help__subcmd__forget)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -180,6 +228,20 @@ _bootstrap__data() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bootstrap__subcmd__data__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bootstrap__subcmd__data__subcmd__restore)
             opts="-v -q -h --force --snapshot --no-start --manifest --check --json --only --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -230,6 +292,28 @@ _bootstrap__data() {
             ;;
         bootstrap__subcmd__data__subcmd__status)
             opts="-v -q -h --manifest --check --json --only --verbose --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --manifest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --only)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bootstrap__subcmd__data__subcmd__verify)
+            opts="-v -q -h --if-due --manifest --check --json --only --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -36,6 +36,8 @@ complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "backu
 complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "restore" -d 'Brings back each must-back-up path whose data is not this host\'s yet, from the newest snapshot, and starts the services that waited for it'
 complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "status" -d 'Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing)'
 complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "snapshots" -d 'Per must-back-up path, every snapshot of this host that holds it'
+complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "verify" -d 'Reads the backup back, and records the result for the audit'
+complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "forget" -d 'Forgets the snapshots of this host that `backup.keep` does not keep, and prunes'
 complete -c bootstrap-data -n "__fish_bootstrap_data_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand backup" -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand backup" -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
@@ -69,8 +71,25 @@ complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots"
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -s v -l verbose -d 'Also list the commands the run ran'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -s q -l quiet -d 'Show only what is not ok, and the recap'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -s h -l help -d 'Print help'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots help" -f -a "backup" -d 'One restic snapshot of every `backup`-class path (refused while a path still waits for its restore on this host)'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots help" -f -a "restore" -d 'Brings back each must-back-up path whose data is not this host\'s yet, from the newest snapshot, and starts the services that waited for it'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots help" -f -a "status" -d 'Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing)'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots help" -f -a "snapshots" -d 'Per must-back-up path, every snapshot of this host that holds it'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -l if-due -d 'Only when due: when `backup.verify.every` has passed since the last successful verification (and never without `backup.verify`). For the scheduled run'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -s v -l verbose -d 'Also list the commands the run ran'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -s q -l quiet -d 'Show only what is not ok, and the recap'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -s v -l verbose -d 'Also list the commands the run ran'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -s q -l quiet -d 'Show only what is not ok, and the recap'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "backup" -d 'One restic snapshot of every `backup`-class path (refused while a path still waits for its restore on this host)'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "restore" -d 'Brings back each must-back-up path whose data is not this host\'s yet, from the newest snapshot, and starts the services that waited for it'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "status" -d 'Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing)'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "snapshots" -d 'Per must-back-up path, every snapshot of this host that holds it'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "verify" -d 'Reads the backup back, and records the result for the audit'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "forget" -d 'Forgets the snapshots of this host that `backup.keep` does not keep, and prunes'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand help; and not __fish_seen_subcommand_from backup restore status snapshots verify forget help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

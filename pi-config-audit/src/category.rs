@@ -12,8 +12,9 @@ pub enum Category {
     /// `repo:`, `dep:`, `dir:`, `link:`: the pi-config clone, its dependencies, folders
     /// and Pi config links.
     Files,
-    /// `unit:`, `service:`, `linger:`, `undeclared-unit:`, `undeclared-service:`,
-    /// `port:`: user units, services and the ports they listen on.
+    /// `unit:`, `service:`, `timer:` (the scheduled backup's), `linger:`,
+    /// `undeclared-unit:`, `undeclared-service:`, `port:`: user units, services and the
+    /// ports they listen on.
     Services,
     /// `nginx:`, `undeclared-site:`: nginx sites.
     Nginx,
@@ -78,7 +79,9 @@ impl Category {
         let prefix = id.split_once(':').map_or(id, |(prefix, _)| prefix);
         match prefix {
             "prereq" => Category::Prereqs,
-            "unit" | "service" | "linger" | "undeclared-unit" | "undeclared-service" | "port" => Category::Services,
+            "unit" | "service" | "timer" | "linger" | "undeclared-unit" | "undeclared-service" | "port" => {
+                Category::Services
+            }
             "nginx" | "undeclared-site" => Category::Nginx,
             "shell" | "undeclared-block" => Category::Shell,
             "env" | "undeclared-env" | "secret-mode" => Category::Secrets,
@@ -101,6 +104,7 @@ mod tests {
             ("repo:pi-config", Category::Files),
             ("link:pi-settings", Category::Files),
             ("unit:alpha.service", Category::Services),
+            ("timer:pi-bootstrap-backup", Category::Services),
             ("undeclared-unit:x.service", Category::Services),
             ("port:alpha", Category::Services),
             ("undeclared-site:default", Category::Nginx),

@@ -28,7 +28,9 @@ pub struct RepoData {
 pub struct Declared {
     pub home: PathBuf,
     pub repo: PathBuf,
-    /// Every unit file name the services install (`alpha.service`, `alpha.timer`).
+    /// Every unit file name the services install (`alpha.service`, `alpha.timer`), and
+    /// the scheduled backup's own (`pi-bootstrap-backup.service`, `.timer`) when
+    /// `backup.schedule` is set.
     pub units: BTreeSet<String>,
     /// The nginx site names.
     pub sites: BTreeSet<String>,
@@ -78,7 +80,8 @@ impl Declared {
         for path in &manifest.paths {
             account(path.path.path(), format!("path:{} ({})", path.name, path.backup.value.as_str()));
         }
-        if !manifest.services.is_empty() {
+        let backup_units = bootstrap_services::backup_timer::backup_units(manifest);
+        if !manifest.services.is_empty() || !backup_units.is_empty() {
             account(&home.join(bootstrap_services::USER_UNIT_DIR), "the user units".to_owned());
         }
         for service in &manifest.services {
@@ -155,7 +158,11 @@ impl Declared {
         Declared {
             home: home.to_path_buf(),
             repo,
-            units: bootstrap_services::unit_files(manifest, home).iter().map(|u| file_name(&u.target)).collect(),
+            units: bootstrap_services::unit_files(manifest, home)
+                .iter()
+                .map(|u| file_name(&u.target))
+                .chain(backup_units)
+                .collect(),
             sites: manifest.nginx.iter().flat_map(|n| n.sites.iter().map(|s| s.name.as_str().to_owned())).collect(),
             blocks,
             env_files: manifest.env.iter().map(|e| e.path.path().to_path_buf()).collect(),

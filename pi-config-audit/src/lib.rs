@@ -11,7 +11,8 @@
 //!   enabled or running services, enabled nginx sites, managed blocks, entries of HOME
 //!   and of the repo with no role and backup class, declared ports nothing listens on,
 //!   env files units read that are not declared, the backup password's mode, what the
-//!   repo tracks or fails to ignore; and backup freshness through [`BackupStatus`].
+//!   repo tracks or fails to ignore; and backup freshness, the last verification of
+//!   the backup and the last scheduled backup through [`BackupStatus`].
 //!
 //! Every item belongs to a [`Category`]; the report is ordered by category. The cost is
 //! fixed, not per item: one `systemctl --user show` for every loaded unit (besides the

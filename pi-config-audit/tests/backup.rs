@@ -1,6 +1,8 @@
 //! Backup freshness through the [`BackupStatus`] hook: a stale path reported by the
 //! status source is named as drift in the backup category and fails the audit; a
-//! manifest with no backup has no backup items.
+//! manifest with no backup has no backup items; the last verification (`data:verify`,
+//! from the state file) and the last scheduled run (`data:schedule`, from the units'
+//! state) are items of the backup category when the manifest declares them.
 
 mod support;
 
@@ -109,5 +111,124 @@ fn a_real_stale_backup_is_found_through_bootstrap_data() -> TestResult {
     let data_item = items.iter().find(|i| i.id == "data:path:data").ok_or("no item for the data path")?;
     assert_eq!(data_item.status, Status::Drift, "{data_item:?}");
     assert!(items.iter().all(|i| !i.detail.contains("canary-audit-restic")), "the password leaked");
+    Ok(())
+}
+
+/// Stands in for `bootstrap-data status` (all fresh) and for the user manager: the
+/// last scheduled backup failed with exit status 1.
+struct FailedRun;
+
+impl BackupStatus for FailedRun {
+    fn status(&self, _: &Manifest, _: &Ctx) -> Report {
+        let mut report = Report::new("bootstrap-data", true);
+        report.push(Item {
+            id: "data:repository".into(),
+            kind: "repository".into(),
+            status: Status::Ok,
+            path: None,
+            detail: "1 snapshot".into(),
+            diff: None,
+        });
+        report
+    }
+
+    fn backup_units(&self) -> Result<Vec<common::systemd::UnitState>, String> {
+        let unit = |id: &str, active: &str, file: &str, props: &[(&str, &str)]| common::systemd::UnitState {
+            id: id.into(),
+            load_state: "loaded".into(),
+            active_state: active.into(),
+            sub_state: "dead".into(),
+            unit_file_state: file.into(),
+            properties: props.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Default::default()
+        };
+        Ok(vec![
+            unit(
+                "pi-bootstrap-backup.service",
+                "failed",
+                "static",
+                &[("Result", "exit-code"), ("ExecMainStatus", "1")],
+            ),
+            unit(
+                "pi-bootstrap-backup.timer",
+                "active",
+                "enabled",
+                &[("LastTriggerUSec", "Tue 2026-12-01 03:00:04 UTC")],
+            ),
+        ])
+    }
+}
+
+/// A manifest with a backup schedule and a verify policy.
+fn scheduled(home: &Path) -> Result<Manifest, Box<dyn std::error::Error>> {
+    let text = "version: 1\nhost: audit-host\nrepo:\n  path: ~/pi-config\n  url: https://example.invalid/r.git\npaths:\n  - {name: data, path: ~/data, role: notes, backup: backup}\nbackup:\n  repository: /srv/restic\n  password_file: ~/restic-password\n  max_age: 26h\n  schedule: daily\n  verify:\n    max_age: 8d\n";
+    Ok(common::manifest::load_str(Path::new("m.yaml"), text, home, &|_| None)?)
+}
+
+#[test]
+fn a_failed_scheduled_run_and_a_missing_verification_are_in_the_backup_category() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let manifest = scheduled(home.path())?;
+    let items = backup_items(&manifest, &Ctx::new(home.path()), &FailedRun);
+    let audit = Audit::from_items(items.into_iter().map(|i| (Category::of_id(&i.id), i)).collect());
+    let got: Vec<(&str, Status)> = audit.report.items.iter().map(|i| (i.id.as_str(), i.status)).collect();
+    assert_eq!(
+        got,
+        [("data:repository", Status::Ok), ("data:verify", Status::Drift), ("data:schedule", Status::Failed)]
+    );
+    assert!(audit.categories.iter().all(|c| *c == Category::Backup));
+    assert_eq!(audit.exit_code(), 1);
+    let text = render::render_human(&audit, home.path(), Verbosity::Quiet, false);
+    assert!(
+        text.contains(
+            "data:verify  ~/.local/state/pi-bootstrap/verify.json  (never verified on this host: bootstrap-data verify)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("the last scheduled backup (started Tue 2026-12-01 03:00:04 UTC) failed: exit-code, exit status 1; see journalctl --user -u pi-bootstrap-backup.service"),
+        "{text}"
+    );
+
+    // Without a schedule and a verify policy, neither item is there.
+    let (plain, home) = load(false, true)?;
+    let ids: Vec<String> = backup_items(&plain, &Ctx::new(home.path()), &FailedRun).into_iter().map(|i| i.id).collect();
+    assert_eq!(ids, ["data:repository"]);
+    Ok(())
+}
+
+#[test]
+fn a_recent_verification_of_this_host_is_ok_and_an_old_one_is_drift() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let manifest = scheduled(home.path())?;
+    let machine = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|t| t.trim().to_owned())
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+    let state = home.path().join(".local/state/pi-bootstrap");
+    std::fs::create_dir_all(&state)?;
+    let record = |age: std::time::Duration| -> Result<(), Box<dyn std::error::Error>> {
+        let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - age).to_string();
+        let json = serde_json::json!({
+            "time": time, "ok": true, "failed": [], "snapshots": ["1a2b3c4d"], "read_data": "2%",
+            "files_compared": 5, "last_ok": time, "host": "audit-host", "machine_id": machine,
+            "repository": "/srv/restic"
+        });
+        std::fs::write(state.join("verify.json"), serde_json::to_vec(&json)?)?;
+        Ok(())
+    };
+    let verify = |manifest: &Manifest| -> Option<Item> {
+        backup_items(manifest, &Ctx::new(home.path()), &FailedRun).into_iter().find(|i| i.id == "data:verify")
+    };
+    record(std::time::Duration::from_secs(2 * 86_400))?;
+    let it = verify(&manifest).ok_or("no data:verify")?;
+    assert_eq!(it.status, Status::Ok, "{it:?}");
+    assert!(it.detail.starts_with("last verified 2d 0h ago ("), "{it:?}");
+    assert!(it.detail.ends_with("(restic check of 2%, 5 files read back), within the 8d 0h allowed"), "{it:?}");
+    record(std::time::Duration::from_secs(9 * 86_400))?;
+    let it = verify(&manifest).ok_or("no data:verify")?;
+    assert_eq!(it.status, Status::Drift, "{it:?}");
     Ok(())
 }

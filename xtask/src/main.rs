@@ -3,7 +3,10 @@
 //! - `test`: installs what the tests need on a fresh machine, then runs fmt, clippy and
 //!   the whole test suite (the drill included). This is the README's test command and
 //!   what `.ci/run` runs.
-//! - `restore`: runs the step binaries in the documented order, resumable.
+//! - `install`: builds the step binaries and installs them into
+//!   `~/.local/lib/pi-bootstrap/bin`, where the backup timer runs them from.
+//! - `restore`: installs the step binaries, then runs them in the documented order,
+//!   resumable.
 //! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
@@ -15,6 +18,7 @@
 mod docs;
 mod drill;
 mod host_packages;
+mod install;
 mod manpages;
 mod restore;
 mod sandbox;
@@ -36,7 +40,9 @@ struct Args {
 enum Task {
     /// Install what the tests need (apt), then run fmt, clippy and every test.
     Test,
-    /// Run the restore steps in order on this host; stop at a failure; resume later.
+    /// Build the step binaries and install them into ~/.local/lib/pi-bootstrap/bin.
+    Install,
+    /// Install the step binaries, then run the restore steps in order on this host; stop at a failure; resume later.
     Restore(restore::RestoreArgs),
     /// Rehearse a full restore of the example host in a throwaway sandbox.
     Drill(drill::DrillArgs),
@@ -97,6 +103,7 @@ fn main() -> ExitCode {
     sh.change_dir(&root);
     let result = match args.task {
         Task::Test => run_tests(&sh),
+        Task::Install => install::run(&sh, &root),
         Task::Restore(restore_args) => restore::run(&sh, &root, &restore_args),
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
         Task::Docs(docs_args) => docs::run(&root, &docs_args),

@@ -1,5 +1,7 @@
-//! `cargo xtask restore`: builds the step binaries and runs them as separate processes
-//! in the documented order, passing `--manifest`, `--check` and `--json` through. A
+//! `cargo xtask restore`: builds the step binaries, installs them into
+//! `~/.local/lib/pi-bootstrap/bin` (`cargo xtask install`) and runs the installed ones
+//! as separate processes in the documented order, passing `--manifest`, `--check` and
+//! `--json` through (with `--check` nothing is installed: the built binaries run). A
 //! failing step stops the chain; the state folder records where
 //! (`~/.local/state/pi-bootstrap/restore.json`), so `--resume` (or `--from STEP`)
 //! continues from there. A recap shows each step's outcome and time.
@@ -93,7 +95,7 @@ pub fn run_step(sh: &Shell, bin_dir: &Path, step: &Step, flags: &[String], captu
     Ok(StepRun { bin: step.bin, code, took: started.elapsed(), stdout, stderr })
 }
 
-/// The folder of the built step binaries.
+/// The folder of the built step binaries (what `cargo xtask install` copies from).
 pub fn bin_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("debug")
 }
@@ -131,8 +133,10 @@ fn first_step(args: &RestoreArgs, state: &StateDir) -> Result<usize> {
 pub fn run(sh: &Shell, root: &Path, args: &RestoreArgs) -> Result<()> {
     let state = StateDir::new(&home_from_env()?);
     let start = first_step(args, &state)?;
-    build(sh)?;
-    let bin_dir = bin_dir(root);
+    // The installed binaries, not target/: the same ones the backup timer runs. With
+    // --check nothing is installed: the built ones say what they would do.
+    let installed = crate::install::build_and_install(sh, root, args.check, args.json)?;
+    let bin_dir = if args.check { bin_dir(root) } else { installed };
     let mut flags = Vec::new();
     if let Some(manifest) = &args.manifest {
         flags.extend(["--manifest".to_owned(), manifest.display().to_string()]);

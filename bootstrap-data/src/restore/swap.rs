@@ -1,6 +1,8 @@
 //! Putting a restored path in place: restic restores it into a staging folder next to
-//! it, then what is there is kept aside (a tree of empty folders is simply removed: it
-//! holds nothing), the staged path is renamed in, and what must stay is moved back:
+//! it (where the online copies of databases go back to their own paths,
+//! `crate::capture::put_back`), then what is there is kept aside (a tree of empty
+//! folders is simply removed: it holds nothing), the staged path is renamed in, and
+//! what must stay is moved back:
 //! what the backup leaves out of the path (other classes inside, the password file)
 //! and the env files in place (their values came from this host's environment; a copy
 //! kept aside would put secrets in the state folder).
@@ -66,7 +68,10 @@ pub fn restore_one(
     let result = restic.restore(&snapshot.id, stage.path(), path).map_err(|e| e.to_string()).and_then(|command| {
         report.commands.push(command);
         let relative = path.strip_prefix("/").unwrap_or(path);
-        swap(&stage.path().join(relative), path, stays, snapshot, state)
+        let staged = stage.path().join(relative);
+        // Databases captured online come back at their own paths.
+        crate::capture::put_back(&staged)?;
+        swap(&staged, path, stays, snapshot, state)
     });
     make_removable(stage.path());
     drop(stage);

@@ -78,6 +78,19 @@ impl Host {
     }
 
     pub fn write_manifest(&self, services: &str, paths: &str, repository: &str, max_age: &str) -> TestResult {
+        self.write_manifest_with(services, paths, repository, max_age, "")
+    }
+
+    /// [`Host::write_manifest`] with more lines for the `backup` section (`keep`,
+    /// `verify`, ... indented by two spaces).
+    pub fn write_manifest_with(
+        &self,
+        services: &str,
+        paths: &str,
+        repository: &str,
+        max_age: &str,
+        backup: &str,
+    ) -> TestResult {
         let text = format!(
             "version: 1
 host: test-host
@@ -88,7 +101,7 @@ repo:
   repository: {repository}
   password_file: ~/.config/pi-bootstrap/restic-password
   max_age: {max_age}
-"
+{backup}"
         );
         fs::write(self.manifest(), text)?;
         Ok(())
@@ -165,11 +178,18 @@ repo:
 
     /// Runs restic itself on the repository (for what a snapshot holds).
     pub fn restic(&self, args: &[&str]) -> Result<String, Error> {
+        self.restic_on(&self.repo(), args)
+    }
+
+    /// Runs restic itself on `repo` (with this host's password), in UTC: a `--time`
+    /// means the same on every machine.
+    pub fn restic_on(&self, repo: &Path, args: &[&str]) -> Result<String, Error> {
         let out = Command::new("restic")
             .args(args)
-            .env("RESTIC_REPOSITORY", self.repo())
+            .env("RESTIC_REPOSITORY", repo)
             .env("RESTIC_PASSWORD_FILE", self.password_file())
             .env("RESTIC_CACHE_DIR", self.dir.path().join("test-cache"))
+            .env("TZ", "UTC")
             .output()?;
         if !out.status.success() {
             return Err(format!("restic {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());

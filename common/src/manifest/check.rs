@@ -345,8 +345,9 @@ fn check_patterns(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
     }
 }
 
-/// The backup's schedule, verification and retention: a schedule on one line, a
-/// read-data subset restic understands, a keep policy that keeps something.
+/// The backup's schedule, verification and retention: a schedule on one line (and no
+/// service unit taking the name of the schedule's own units), a read-data subset restic
+/// understands, a keep policy that keeps something.
 fn check_backup_policy(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
     let Some(backup) = &m.backup else { return };
     if let Some(schedule) = &backup.schedule {
@@ -355,8 +356,28 @@ fn check_backup_policy(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) 
             p.push(Problem::new(
                 Pos::of(schedule),
                 "backup.schedule",
-                format!("{:?} is not a schedule: give a systemd calendar such as \"daily\" or \"*-*-* 03:00\"", schedule.value),
+                format!(
+                    "{:?} is not a schedule: give a systemd calendar such as \"daily\" or \"*-*-* 03:00\"",
+                    schedule.value
+                ),
             ));
+        }
+    }
+    if backup.schedule.is_some() {
+        // The scheduled backup's own units: a service may not install one of the same name.
+        let own =
+            [format!("{}.service", crate::install::BACKUP_UNIT), format!("{}.timer", crate::install::BACKUP_UNIT)];
+        for (i, service) in m.services.iter().enumerate() {
+            let files = std::iter::once(("unit".to_owned(), service.unit_name()))
+                .chain(service.timer_names().into_iter().enumerate().map(|(t, n)| (format!("timers[{t}]"), n)));
+            for (key, name) in files.filter(|(_, name)| own.contains(name)) {
+                let key = format!("services[{i}].{key}");
+                p.push(Problem::new(
+                    tree.pos(&key).unwrap_or_else(|| service.name.pos()),
+                    key,
+                    format!("{name} is the unit bootstrap-services writes for `backup.schedule`: give this unit another name"),
+                ));
+            }
         }
     }
     if let Some(subset) = backup.verify.as_ref().and_then(|v| v.read_data.as_ref())

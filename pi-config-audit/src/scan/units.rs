@@ -221,6 +221,45 @@ pub fn env_files_read<'m>(declared: &Declared, manager: &'m Manager) -> Vec<(&'m
 mod tests {
     use super::*;
 
+    /// The scheduled backup's units in the unit folder: declared with a schedule,
+    /// leftovers like any other without one.
+    #[test]
+    fn the_backup_units_are_declared_by_the_schedule() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let home = dir.path().join("home");
+        let units = home.join(bootstrap_services::USER_UNIT_DIR);
+        std::fs::create_dir_all(units.join("timers.target.wants"))?;
+        for name in ["pi-bootstrap-backup.service", "pi-bootstrap-backup.timer"] {
+            std::fs::write(units.join(name), "[Unit]\n")?;
+        }
+        std::os::unix::fs::symlink(
+            units.join("pi-bootstrap-backup.timer"),
+            units.join("timers.target.wants/pi-bootstrap-backup.timer"),
+        )?;
+        let manifest = |schedule: &str| {
+            let text = format!(
+                "version: 1\nrepo:\n  path: ~/pi-config\n  url: https://example.invalid/p.git\nbackup:\n  repository: /srv/restic\n  password_file: ~/.restic-password\n  max_age: 26h\n{schedule}"
+            );
+            common::manifest::load_str(&dir.path().join("pi-bootstrap.yaml"), &text, &home, &|_| None)
+        };
+        let manager = Manager::Unreachable("not asked".into());
+        let undeclared = |items: Vec<Item>| -> Vec<String> {
+            items
+                .into_iter()
+                .filter(|i| i.status != Status::Ok && i.id.starts_with("undeclared"))
+                .map(|i| i.id)
+                .collect()
+        };
+        let with = Declared::new(&manifest("  schedule: daily\n")?, &home);
+        assert_eq!(undeclared(scan_units(&with, &manager)), Vec::<String>::new());
+        let without = Declared::new(&manifest("")?, &home);
+        assert_eq!(
+            undeclared(scan_units(&without, &manager)),
+            ["undeclared-unit:pi-bootstrap-backup.service", "undeclared-unit:pi-bootstrap-backup.timer"]
+        );
+        Ok(())
+    }
+
     #[test]
     fn unit_names_need_a_stem() {
         assert!(has_suffix("a.service", UNIT_SUFFIXES));
