@@ -247,7 +247,7 @@ fn left_out(set: &BackupSet, path: &DataPath, home: &Path) -> String {
     let inside: Vec<String> = set
         .excludes
         .iter()
-        .filter(|e| within(&e.path, &path.path))
+        .filter(|e| within(&e.path, &path.path) && e.why != capture::JOURNAL)
         .map(|e| format!("{} ({})", tilde(&e.path, home), e.why))
         .collect();
     if inside.is_empty() { String::new() } else { format!(", without {}", inside.join(", ")) }

@@ -36,6 +36,11 @@ use crate::services;
 /// The folder, beside a database, that holds its online copy in a snapshot.
 pub const CAPTURE_DIR: &str = ".pi-bootstrap-capture";
 
+/// Why a live database is left out of a snapshot.
+pub const COPIED_ONLINE: &str = "copied online through SQLite's backup API, with its journals";
+/// Why its journals are (not shown in reports: the database's line says it).
+pub const JOURNAL: &str = "the journal of a database copied online";
+
 /// How long a copy waits for a lock held by a writer before giving up.
 const BUSY_FOR: Duration = Duration::from_secs(60);
 
@@ -256,11 +261,11 @@ fn capture_one(db: &Path, prepared: &mut Prepared, set: &mut BackupSet) -> Resul
     }
     let name = db.file_name().ok_or_else(|| format!("{} has no name", db.display()))?;
     copy_online(db, &folder.join(name))?;
-    let why = "copied online through SQLite's backup API".to_owned();
-    for suffix in ["", "-wal", "-shm", "-journal"] {
+    set.excludes.push(Exclude { path: db.to_path_buf(), why: COPIED_ONLINE.to_owned() });
+    for suffix in ["-wal", "-shm", "-journal"] {
         let mut live = db.as_os_str().to_owned();
         live.push(suffix);
-        set.excludes.push(Exclude { path: PathBuf::from(live), why: why.clone() });
+        set.excludes.push(Exclude { path: PathBuf::from(live), why: JOURNAL.to_owned() });
     }
     Ok(())
 }

@@ -106,10 +106,14 @@ impl Machine {
         crate::fsx::set_mode(&runtime_dir, 0o700)?;
         fs::create_dir_all(layout.home())?;
         let log = fs::File::create(layout.systemd_log())?;
+        // The manager, and what it runs (the backup timer's service), sees the sandbox's
+        // variables as a user's manager sees the user's environment.d.
         let manager = Command::new("/lib/systemd/systemd")
             .arg("--user")
             .env("HOME", layout.home())
             .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .env("NGINX_PREFIX", layout.nginx_prefix())
+            .env("PI_BACKUP_REPO", layout.backup_repo())
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

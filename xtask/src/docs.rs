@@ -416,6 +416,40 @@ fn backup_policy(m: &Manifest) -> String {
                 b.password_file.raw(),
                 humantime::format_duration(b.max_age.0)
             );
+            match &b.schedule {
+                Some(when) => {
+                    let _ = writeln!(
+                        s,
+                        "Scheduled: `{}` (a user timer, `pi-bootstrap-backup.timer`; a run missed while the machine was off is caught up).\n",
+                        when.value
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "Not scheduled: a backup happens when `bootstrap-data backup` is run.\n");
+                }
+            }
+            if let Some(keep) = &b.keep {
+                let counts: Vec<String> =
+                    [("last", keep.last), ("daily", keep.daily), ("weekly", keep.weekly), ("monthly", keep.monthly)]
+                        .into_iter()
+                        .filter_map(|(name, n)| n.filter(|n| *n > 0).map(|n| format!("{name} {n}")))
+                        .collect();
+                let _ = writeln!(
+                    s,
+                    "Kept by `bootstrap-data forget`: {} (and the newest snapshot of every path, always).\n",
+                    counts.join(", ")
+                );
+            }
+            if let Some(verify) = &b.verify {
+                let _ = writeln!(
+                    s,
+                    "Verified by `bootstrap-data verify`: restic reads back {} of the data, and {} files of each path are restored and compared with the live ones{}; the audit fails after {} without a good verification.\n",
+                    verify.read_data.as_ref().map_or("2%", |r| r.value.as_str()),
+                    verify.files.unwrap_or(5),
+                    verify.every.map(|e| format!(", every {}", humantime::format_duration(e.0))).unwrap_or_default(),
+                    humantime::format_duration(verify.max_age.0)
+                );
+            }
         }
         None => {
             let _ = writeln!(s, "No restic backup is declared.\n");
@@ -438,16 +472,21 @@ fn backup_policy(m: &Manifest) -> String {
             );
         }
         if backup {
-            let _ = writeln!(s, "| path | what | declared by | written by |\n|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "A path is captured `sqlite` (its databases copied online), `stop` (its writers stopped for the snapshot) or `live` (read as it is).\n"
+            );
+            let _ = writeln!(s, "| path | what | declared by | written by | captured |\n|---|---|---|---|---|");
         } else {
             let _ = writeln!(s, "| path | what | declared by |\n|---|---|---|");
         }
         // The services that write to a backup path, for its last column.
         let written_by = |id: &str| {
-            let owners = data.iter().find(|d| d.id == format!("data:{id}")).map(|d| d.owners.as_slice()).unwrap_or(&[]);
-            let names: Vec<&str> = owners.iter().map(|o| o.service.as_str()).collect();
+            let found = data.iter().find(|d| d.id == format!("data:{id}"));
+            let names: Vec<&str> = found.iter().flat_map(|d| d.owners.iter()).map(|o| o.service.as_str()).collect();
+            let capture = found.map_or("-", |d| d.capture.as_str());
             if backup {
-                format!(" {} |", if names.is_empty() { "-".to_owned() } else { names.join(", ") })
+                format!(" {} | {capture} |", if names.is_empty() { "-".to_owned() } else { names.join(", ") })
             } else {
                 String::new()
             }

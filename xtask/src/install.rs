@@ -41,15 +41,6 @@ pub struct Installed {
     pub outcome: Outcome,
 }
 
-/// Copies the built binaries (from [`restore::bin_dir`]) into `home`'s bin folder,
-/// quietly; builds nothing (see [`restore::build`]). Returns that folder.
-// The drill's way in (it installs into its sandbox's HOME); the tasks here print what
-// they did, through `install_binaries`.
-#[allow(dead_code)]
-pub fn install_into(home: &Path) -> Result<PathBuf> {
-    Ok(install_binaries(&restore::bin_dir(&crate::project_root()), home, false)?.0)
-}
-
 /// Copies every binary of [`binaries`] from `from` into `home`'s bin folder (with
 /// `check`, only says which it would copy): the folder and what happened to each.
 pub fn install_binaries(from: &Path, home: &Path, check: bool) -> Result<(PathBuf, Vec<Installed>)> {

@@ -8,8 +8,9 @@
 //! and a local repository are not compared). Each entry is its kind, its mode and the
 //! SHA-256 of its content (or its link target), by path relative to HOME, so the
 //! record kept between the two hosts holds no secret. An SQLite database is compared
-//! page for page but for the file change counter and its copy in the header (bytes
-//! 24-27 and 92-95), which SQLite's backup API sets in every online copy.
+//! page for page but for the header fields SQLite sets in every file it writes to, an
+//! online copy too: the change counter, the schema cookie, the version-valid-for
+//! number and the version of the SQLite library (bytes 24-27, 40-43 and 92-99).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -71,9 +72,13 @@ fn walk(path: &Path, home: &Path, taken: &dyn Fn(&Path) -> bool, print: &mut Dat
         let sqlite = bytes.len() >= 100 && bytes.starts_with(b"SQLite format 3\0");
         if sqlite {
             // An online copy (`capture: sqlite`) is the database page for page, but for
-            // the two counters SQLite's backup API sets in the header of every copy.
+            // what SQLite writes in the header of every file it writes to: the change
+            // counter, the schema cookie (the backup API moves it on, so that readers
+            // of the copy reload the schema), the version-valid-for number and the
+            // version of SQLite.
             bytes[24..28].fill(0);
-            bytes[92..96].fill(0);
+            bytes[40..44].fill(0);
+            bytes[92..100].fill(0);
         }
         let digest = Sha256::digest(&bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

@@ -90,6 +90,7 @@ pub enum Host {
 pub struct InsideArgs {
     #[arg(long)]
     sandbox: PathBuf,
+    /// Where the built binaries are (installed from there into the sandbox's HOME).
     #[arg(long)]
     bin_dir: PathBuf,
     #[arg(long)]
@@ -316,6 +317,30 @@ impl Seen {
     }
 }
 
+/// Where the sandbox's user has the step binaries: installed into HOME, as `cargo
+/// xtask install` puts them (the backup timer runs them from there).
+fn installed(args: &InsideArgs) -> PathBuf {
+    common::install::bin_dir(&Layout::new(&args.sandbox).home())
+}
+
+/// Starts the backup timer's service by hand, as the timer would at night (oneshot:
+/// `start` waits for it), and says whether it succeeded.
+fn nightly_backup(sh: &Shell, seen: &mut Seen) -> Result<()> {
+    let service = format!("{}.service", common::install::BACKUP_UNIT);
+    println!(
+        "\n== the nightly backup: {service}, started by hand as its timer would (backup, forget, verify when due)"
+    );
+    let started = Instant::now();
+    let run = cmd!(sh, "systemctl --user start {service}").ignore_status().output()?;
+    seen.show(&format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr)));
+    let result = cmd!(sh, "systemctl --user show -p Result --value {service}").read()?;
+    println!("{service}: Result={result} after {}", secs(started.elapsed()));
+    if !run.status.success() || result.trim() != "success" {
+        return Err(format!("the scheduled backup failed (Result={result})").into());
+    }
+    Ok(())
+}
+
 /// The variables the manifest reads in the sandbox.
 fn sandbox_vars(sandbox: &Layout) -> Vec<(&'static str, String)> {
     vec![
@@ -339,7 +364,7 @@ fn step(
     println!("\n== {label}");
     let flags = vec!["--manifest".to_owned(), args.manifest.display().to_string()];
     let one = restore::Step { bin, args: extra, online: false };
-    let run = restore::run_step(sh, &args.bin_dir, &one, &flags, true)?;
+    let run = restore::run_step(sh, &installed(args), &one, &flags, true)?;
     seen.show(&format!("{}{}", run.stdout, run.stderr));
     println!("-- {bin} took {}", secs(run.took));
     let name = std::iter::once(bin).chain(extra.iter().copied()).collect::<Vec<_>>().join(" ");
@@ -385,6 +410,11 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         );
         data::fresh_account(sh, &home)?;
         sandbox::user_env(sh, &sandbox, None)?;
+        // Getting the tool: `cargo xtask install` puts the binaries in HOME, where the
+        // steps and the backup timer run them from.
+        println!("\n== 1. cargo xtask install (the step binaries into ~/{})", common::install::BIN_DIR);
+        let (_, done) = crate::install::install_binaries(&args.bin_dir, &home, false)?;
+        print!("{}", crate::install::describe(&done));
         // From the password manager, before anything: the one thing the user knows.
         let password = home.join(".config/pi-bootstrap/restic-password");
         common::fsx::write_atomic(&password, format!("{RESTIC_PASSWORD}\n").as_bytes(), Some(0o600))?;
@@ -426,13 +456,35 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     if args.phase == Phase::Offline && args.host == Host::Old {
         println!("\n== the old host's life: data through its services, by Pi, and the user's own lines in ~/.bashrc");
         data::live_on_the_old_host(sh, &home)?;
-        step(sh, args, &sandbox, "bootstrap-data", &["backup"], &mut seen, "old host: its last backup")?;
+        step(sh, args, &sandbox, "bootstrap-data", &["backup"], &mut seen, "old host: a backup by hand")?;
+        step(sh, args, &sandbox, "bootstrap-data", &["verify"], &mut seen, "old host: the backup read back")?;
+        step(
+            sh,
+            args,
+            &sandbox,
+            "bootstrap-data",
+            &["forget"],
+            &mut seen,
+            "old host: old snapshots forgotten, as `keep` says",
+        )?;
+        nightly_backup(sh, &mut seen)?;
+        step(
+            sh,
+            args,
+            &sandbox,
+            "bootstrap-data",
+            &["snapshots"],
+            &mut seen,
+            "old host: its snapshots, the last before the loss",
+        )?;
         let manifest = data::load_manifest(&args.manifest, &home, &sandbox_vars(&sandbox))?;
         let print = data::fingerprint(&manifest, &home)?;
         std::fs::write(sandbox.root.join(OLD_DATA_FILE), serde_json::to_vec_pretty(&print)?)?;
         println!("recorded {} entries of durable data (digests only)", print.len());
     }
     if args.phase == Phase::Offline && args.host == Host::New {
+        // The new host's first night: its own backup, and a verification from here.
+        nightly_backup(sh, &mut seen)?;
         rerun_and_audit(sh, args, &mut seen, &mut failed)?;
     }
     if CANARIES.iter().any(|(_, v)| seen.0.contains(v)) {
@@ -502,7 +554,7 @@ fn rerun_and_audit(sh: &Shell, args: &InsideArgs, seen: &mut Seen, failed: &mut 
     println!("\n== rerun: every step again, expecting zero changes");
     let json_flags = vec!["--manifest".to_owned(), manifest.display().to_string(), "--json".to_owned()];
     for one in STEPS {
-        let run = restore::run_step(sh, &args.bin_dir, one, &json_flags, true)?;
+        let run = restore::run_step(sh, &installed(args), one, &json_flags, true)?;
         seen.add(&run.stdout);
         seen.add(&run.stderr);
         let json: serde_json::Value = serde_json::from_str(&run.stdout)
@@ -517,7 +569,7 @@ fn rerun_and_audit(sh: &Shell, args: &InsideArgs, seen: &mut Seen, failed: &mut 
         }
     }
     println!("\n== audit: the host must match the manifest");
-    let audit = args.bin_dir.join("pi-config-audit");
+    let audit = installed(args).join("pi-config-audit");
     let out = cmd!(sh, "{audit} --manifest {manifest} --quiet").ignore_status().output()?;
     seen.show(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     if !out.status.success() {
@@ -534,7 +586,7 @@ fn bench_noop(sh: &Shell, args: &InsideArgs, flags: &[String]) -> Result<()> {
     for step in STEPS.iter().chain(std::iter::once(&audit)) {
         let mut times = Vec::new();
         for _ in 0..args.bench {
-            let run = restore::run_step(sh, &args.bin_dir, step, flags, true)?;
+            let run = restore::run_step(sh, &installed(args), step, flags, true)?;
             if run.code != Some(0) {
                 return Err(format!("{} was not a no-op: {}{}", step.bin, run.stdout, run.stderr).into());
             }
