@@ -334,11 +334,21 @@ impl Run<'_> {
             .map(|path| match &listed {
                 Err(e) => PathPlan { path, listing: Some(e.to_string()), ..PathPlan::new(path) },
                 Ok(nodes) => {
-                    let files: Vec<&Node> =
+                    let all: Vec<&Node> =
                         nodes.iter().filter(|n| n.kind == "file" && within(&n.path, &path.path)).collect();
+                    // Online copies of databases have no live file at their path: each is
+                    // read back and checked whole instead.
+                    let (databases, files): (Vec<&Node>, Vec<&Node>) = all.into_iter().partition(|n| is_online_copy(n));
                     let unchanged: Vec<&Node> = files.iter().copied().filter(|n| unchanged_since(n)).collect();
                     let chosen = choose(&unchanged, self.policy.files).into_iter().cloned().collect();
-                    PathPlan { path, files: files.len(), changed: files.len() - unchanged.len(), chosen, listing: None }
+                    PathPlan {
+                        path,
+                        files: files.len(),
+                        changed: files.len() - unchanged.len(),
+                        chosen,
+                        databases: databases.into_iter().cloned().collect(),
+                        listing: None,
+                    }
                 }
             })
             .collect()
@@ -363,7 +373,7 @@ impl Run<'_> {
                     plan.path.id.clone(),
                     item(plan.path, Status::Failed, format!("cannot list snapshot {short}: {why}")),
                 ));
-            } else if plan.chosen.is_empty() {
+            } else if plan.chosen.is_empty() && plan.databases.is_empty() {
                 let detail = if plan.files == 0 {
                     format!("snapshot {short} holds no file of it: nothing to read back")
                 } else {
@@ -397,7 +407,8 @@ impl Run<'_> {
                 return out;
             }
         };
-        let files: Vec<PathBuf> = to_read.iter().flat_map(|p| p.chosen.iter().map(|n| n.path.clone())).collect();
+        let files: Vec<PathBuf> =
+            to_read.iter().flat_map(|p| p.chosen.iter().chain(&p.databases).map(|n| n.path.clone())).collect();
         (progress.message)(format!("restic restore of {} from snapshot {short}", count(files.len(), "file")));
         let restored = match restic.restore_files(&snapshot.id, scratch.path(), &files) {
             Ok((restored, command)) => {
@@ -426,7 +437,19 @@ impl Run<'_> {
                     }
                 }
             }
-            self.compared += compared;
+            let mut whole = 0;
+            for node in &plan.databases {
+                (progress.file_done)();
+                match check_database(node, scratch.path(), &restored) {
+                    Ok(()) => whole += 1,
+                    Err(why) => wrong.push(format!("{} ({why})", tilde(&node.path, &home))),
+                }
+            }
+            self.compared += compared + plan.databases.len();
+            let databases = match whole {
+                0 => String::new(),
+                n => format!("; {} copied online read back whole (integrity_check ok)", count(n, "database")),
+            };
             let it = if !wrong.is_empty() {
                 let mut detail = format!(
                     "{} of {} read back from snapshot {short} {}: {}",
@@ -439,18 +462,28 @@ impl Run<'_> {
                     detail.push_str(&format!("; {failure}"));
                 }
                 item(plan.path, Status::Failed, detail)
-            } else if compared == 0 {
+            } else if compared == 0 && whole == 0 {
                 item(
                     plan.path,
                     Status::Skipped,
                     format!("every file chosen changed while it was read back from snapshot {short}: none compared"),
+                )
+            } else if compared == 0 {
+                item(
+                    plan.path,
+                    Status::Ok,
+                    format!(
+                        "read back {} copied online from snapshot {short}: whole (integrity_check ok) ({})",
+                        count(whole, "database"),
+                        changed_since(changed)
+                    ),
                 )
             } else {
                 item(
                     plan.path,
                     Status::Ok,
                     format!(
-                        "read back {} from snapshot {short}: identical to the live {} ({})",
+                        "read back {} from snapshot {short}: identical to the live {}{databases} ({})",
                         count(compared, "file"),
                         if compared == 1 { "one" } else { "ones" },
                         changed_since(changed)
@@ -478,14 +511,38 @@ struct PathPlan<'p> {
     changed: usize,
     /// The files to read back.
     chosen: Vec<Node>,
+    /// The online copies of databases in it (`capture: sqlite`), each checked whole.
+    databases: Vec<Node>,
     /// Why the snapshot could not be listed.
     listing: Option<String>,
 }
 
 impl<'p> PathPlan<'p> {
     fn new(path: &'p DataPath) -> PathPlan<'p> {
-        PathPlan { path, files: 0, changed: 0, chosen: Vec::new(), listing: None }
+        PathPlan { path, files: 0, changed: 0, chosen: Vec::new(), databases: Vec::new(), listing: None }
     }
+}
+
+/// Is a snapshot's file the online copy of a database (in a capture folder)?
+fn is_online_copy(node: &Node) -> bool {
+    node.path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == crate::capture::CAPTURE_DIR)
+}
+
+/// A database copy read back: there, and whole (`PRAGMA integrity_check` says ok).
+fn check_database(node: &Node, target: &Path, restored: &restic::FilesRestored) -> Result<(), String> {
+    let copy = target.join(node.path.strip_prefix("/").unwrap_or(&node.path));
+    if std::fs::symlink_metadata(&copy).is_err() {
+        return Err(match restored.errors.iter().find(|(f, _)| *f == node.path) {
+            Some((_, why)) => format!("restic could not restore it: {why}"),
+            None => "missing from what restic restored".into(),
+        });
+    }
+    let db = rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("the copy does not open as a database: {e}"))?;
+    let verdict: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("the copy cannot be checked: {e}"))?;
+    if verdict == "ok" { Ok(()) } else { Err(format!("the copy is damaged: {verdict}")) }
 }
 
 fn count(n: usize, what: &str) -> String {

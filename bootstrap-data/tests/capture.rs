@@ -116,6 +116,15 @@ fn a_database_written_to_all_through_the_backup_restores_whole_with_every_commit
     }
     assert!(names.iter().any(|n| n.ends_with(".pi-bootstrap-capture/agents.db")), "{names:?}");
 
+    // verify reads the copy back and finds it whole.
+    let verify = host.run(&["verify", "--json"])?;
+    assert_eq!(verify.code, Some(0), "{}{}", verify.stdout, verify.stderr);
+    let verified = verify.json()?;
+    assert!(
+        detail(&verified, "data:path:db").contains("1 database copied online read back whole (integrity_check ok)"),
+        "{verified}"
+    );
+
     // The machine is lost; the restore puts the database back at its own path.
     fs::remove_dir_all(&folder)?;
     let restore = host.run(&["restore", "--json"])?;
