@@ -18,13 +18,13 @@ use std::path::Path;
 
 use std::collections::BTreeMap;
 
-use common::cli::Failure;
 use common::durable::provenance::Provenance;
 use common::durable::{self, How, Ledger, SnapshotRef};
 use common::engine::Ctx;
 use common::manifest::Manifest;
 use common::output;
 use common::report::{Item, Report, Status, tilde};
+use common::step::StepError;
 
 use crate::capture;
 use crate::paths::{self, BackupSet, DataPath, within};
@@ -32,17 +32,14 @@ use crate::restic::{self, BackupOutcome, InSnapshot, Restic, ResticError};
 use crate::{Options, STEP, backup_section, clock, host_name, item, never_in_snapshot, repository_item, show_paths};
 
 /// Backs up every selected `backup` path in one snapshot.
-pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let selected = paths::select(paths::data_paths(manifest), &options.only)?;
     let mut report = Report::new(STEP, options.check);
     if selected.is_empty() {
         return Ok(report);
     }
     let backup = backup_section(manifest)?;
-    let _lock = if options.check { None } else { Some(ctx.state.lock()?) };
-    if !options.check {
-        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
-    }
+    // The caller holds the run lock unless --check (`common::step::main`).
     let mut ledger = Ledger::load(&ctx.state, &ctx.home)?;
     let host = host_name(manifest)?;
     let home = &ctx.home;

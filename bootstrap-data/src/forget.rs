@@ -17,21 +17,20 @@
 
 use std::time::SystemTime;
 
-use common::cli::Failure;
-use common::durable;
 use common::engine::Ctx;
 use common::manifest::{Keep, Manifest};
 use common::output;
 use common::report::{Item, Report, Status, tilde};
+use common::step::StepError;
 
 use crate::paths;
 use crate::restic::{self, Restic, Snapshot};
 use crate::{Options, STEP, backup_section, clock, host_name, repository_item};
 
 /// Forgets what `backup.keep` does not keep (see the module's documentation).
-pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     if !options.only.is_empty() {
-        return Err(Failure::Usage(
+        return Err(StepError::Usage(
             "forget applies the whole `backup.keep` policy to the host's snapshots: --only does not apply to it".into(),
         ));
     }
@@ -46,10 +45,7 @@ pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         return Ok(report);
     };
     let host = host_name(manifest)?;
-    let _lock = if options.check { None } else { Some(ctx.state.lock()?) };
-    if !options.check {
-        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
-    }
+    // The caller holds the run lock unless --check (`common::step::main`).
     let home = &ctx.home;
     let planned = Restic::open(backup, home, options.check).and_then(|r| {
         let plan = r.forget_plan(&host, keep)?;

@@ -60,10 +60,12 @@ mod verify;
 
 use std::path::Path;
 
-use common::cli::Failure;
+use common::cli::CommonArgs;
+use common::engine::Ctx;
 use common::manifest::{Backup, Manifest};
 use common::output::Verbosity;
 use common::report::{Item, Status, tilde};
+use common::step::{Outcome, Step, StepError};
 
 pub use backup::backup;
 pub use common::durable::{DataPath, Owner, data_paths, never_in_snapshot};
@@ -159,6 +161,54 @@ impl Action {
     }
 }
 
+impl AsRef<CommonArgs> for Args {
+    fn as_ref(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+/// The step, as its binary runs it (`common::step::main`).
+pub struct DataStep;
+
+impl Step for DataStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(manifest: &Manifest, _: &Ctx, args: &Args) -> Result<Option<Vec<String>>, StepError> {
+        let mut ids: Vec<String> = data_paths(manifest).into_iter().map(|p| p.id).collect();
+        match args.action {
+            Action::Forget if !args.common.only.is_empty() => Err(StepError::Usage(
+                "forget applies the whole `backup.keep` policy to the host's snapshots: --only does not apply to it"
+                    .into(),
+            )),
+            Action::Forget => Ok(Some(Vec::new())),
+            Action::Verify { .. } => {
+                ids.push(REPOSITORY_ID.to_owned());
+                Ok(Some(ids))
+            }
+            _ => Ok(Some(ids)),
+        }
+    }
+
+    /// Backup, restore, verify and forget change things; status and snapshots only read.
+    fn applies(args: &Args) -> bool {
+        !args.common.check && !matches!(args.action, Action::Status | Action::Snapshots)
+    }
+
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome, StepError> {
+        let options = args.action.options(&args.common);
+        let report = match args.action {
+            Action::Backup { .. } => backup(manifest, ctx, &options)?,
+            Action::Restore { .. } => restore(manifest, ctx, &options)?,
+            Action::Status => status(manifest, ctx, &options)?,
+            Action::Snapshots => snapshots(manifest, ctx, &options)?,
+            Action::Verify { .. } => verify(manifest, ctx, &options)?,
+            Action::Forget => forget(manifest, ctx, &options)?,
+        };
+        Ok(report.into())
+    }
+}
+
 /// The tag of every snapshot this step makes (besides restic's `--host`).
 pub const TAG: &str = "pi-bootstrap";
 
@@ -186,7 +236,7 @@ pub struct Options {
 }
 
 /// The host's name for restic's `--host`: the manifest's `host`, else the machine's.
-pub fn host_name(manifest: &Manifest) -> Result<String, Failure> {
+pub fn host_name(manifest: &Manifest) -> Result<String, StepError> {
     if let Some(host) = manifest.host.as_deref().filter(|h| !h.trim().is_empty()) {
         return Ok(host.trim().to_owned());
     }
@@ -195,14 +245,14 @@ pub fn host_name(manifest: &Manifest) -> Result<String, Failure> {
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .map(|name| name.trim().to_owned())
         .find(|name| !name.is_empty())
-        .ok_or_else(|| Failure::Run("cannot tell this machine's name: set `host:` in the manifest".to_owned()))
+        .ok_or_else(|| StepError::Run("cannot tell this machine's name: set `host:` in the manifest".to_owned()))
 }
 
 /// The manifest's `backup` section; the manifest checks make sure it is there
 /// whenever a path must be backed up.
-fn backup_section(manifest: &Manifest) -> Result<&Backup, Failure> {
+fn backup_section(manifest: &Manifest) -> Result<&Backup, StepError> {
     manifest.backup.as_ref().ok_or_else(|| {
-        Failure::Run("the manifest has `backup`-class paths but no `backup` section to say where they go".to_owned())
+        StepError::Run("the manifest has `backup`-class paths but no `backup` section to say where they go".to_owned())
     })
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use common::exec::{self, Cmd, ExecError, Output};
 use common::manifest::{Backup, Keep};
 use common::report::tilde;
-use common::secret;
+use common::secret::{self, url_password};
 use serde::Deserialize;
 
 use crate::clock;
@@ -675,15 +675,6 @@ fn parse_forget(text: &str) -> Result<ForgetPlan, serde_json::Error> {
         plan.remove.extend(group.remove.unwrap_or_default());
     }
     Ok(plan)
-}
-
-/// The password of a url such as `rest:https://user:password@host/`, if any.
-fn url_password(repository: &str) -> Option<&str> {
-    let (_, rest) = repository.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    let (_, password) = userinfo.split_once(':')?;
-    Some(password).filter(|p| !p.is_empty())
 }
 
 /// The repository with any password of its url left out, as a state file may keep it

@@ -7,11 +7,11 @@
 
 use std::time::SystemTime;
 
-use common::cli::Failure;
 use common::durable::Ledger;
 use common::engine::Ctx;
 use common::manifest::Manifest;
 use common::report::{Report, Status};
+use common::step::StepError;
 
 use crate::paths;
 use crate::restic::{Restic, Snapshot};
@@ -19,7 +19,7 @@ use crate::status::describe;
 use crate::{Options, STEP, backup_section, clock, host_name, item, repository_item};
 
 /// Lists, per selected path, the snapshots of this host that hold it.
-pub fn snapshots(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn snapshots(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let selected = paths::select(paths::data_paths(manifest), &options.only)?;
     let mut report = Report::new(STEP, true);
     if selected.is_empty() {

@@ -10,20 +10,20 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use common::cli::Failure;
 use common::durable::provenance::Provenance;
 use common::durable::{self, Ledger};
 use common::engine::Ctx;
 use common::manifest::Manifest;
 use common::report::{Item, Report, Status};
 use common::state::StateDir;
+use common::step::StepError;
 
 use crate::paths::{self, DataPath};
 use crate::restic::{self, Restic, ResticError, Snapshot};
 use crate::{Options, STEP, clock, host_name, item, repository_item};
 
 /// The status of the selected paths (`--only`), as the binary reports it.
-pub fn status(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn status(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let selected = paths::select(paths::data_paths(manifest), &options.only)?;
     Ok(check(manifest, &selected, &ctx.home, SystemTime::now()))
 }

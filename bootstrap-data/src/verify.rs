@@ -37,13 +37,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::cli::Failure;
 use common::durable;
 use common::engine::Ctx;
 use common::manifest::{Backup, Manifest};
 use common::output;
 use common::report::{Item, Report, Status, tilde};
 use common::state::StateDir;
+use common::step::StepError;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::{self, DataPath, within};
@@ -172,7 +172,7 @@ impl Policy {
 
 /// Verifies the backup (see the module's documentation), or with `--if-due` only when
 /// it is due.
-pub fn verify(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn verify(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let mut report = Report::new(STEP, options.check);
     let declared = manifest.backup.as_ref().and_then(|b| b.verify.as_ref());
     if options.if_due && declared.is_none() {
@@ -222,10 +222,7 @@ pub fn verify(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         }
     }
 
-    let _lock = if options.check { None } else { Some(ctx.state.lock()?) };
-    if !options.check {
-        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
-    }
+    // The caller holds the run lock unless --check (`common::step::main`).
     let mut run = Run { ctx, options, policy: &policy, host: &host, report, snapshots_read: Vec::new(), compared: 0 };
     run.verify(backup, check_repository, &selected);
     let Run { mut report, snapshots_read, compared, .. } = run;

@@ -114,6 +114,8 @@ repo:
         let ctx = Ctx::new(&common::state::home_from_env()?);
         assert_eq!(ctx.home, self.home(), "the test does not run as the sandbox's user");
         let _lock = ctx.state.lock()?;
+        // As the binary does before it runs the step (`common::step::main`).
+        common::durable::note_first_sight(&manifest, &ctx.state, &ctx.home)?;
         let report = bootstrap_services::run(&manifest, &ctx, &RunOptions { check: false, ..RunOptions::default() })?;
         let json = serde_json::to_value(&report)?;
         assert!(!json.to_string().contains(CANARY), "the password showed in the services report: {json}");

@@ -29,6 +29,38 @@ pub struct Args {
 /// The default mode of a declared folder.
 pub const DEFAULT_DIR_MODE: u32 = 0o755;
 
+impl AsRef<common::cli::CommonArgs> for Args {
+    fn as_ref(&self) -> &common::cli::CommonArgs {
+        &self.common
+    }
+}
+
+/// The step, as its binary runs it (`common::step::main`).
+pub struct PiConfigStep;
+
+impl common::step::Step for PiConfigStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(
+        manifest: &Manifest,
+        _: &common::engine::Ctx,
+        _: &Args,
+    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+        Ok(Some(plan(manifest).iter().map(|r| r.id().0.clone()).collect()))
+    }
+
+    fn run(
+        manifest: &Manifest,
+        ctx: &common::engine::Ctx,
+        args: &Args,
+    ) -> Result<common::step::Outcome, common::step::StepError> {
+        let resources = plan(manifest);
+        let selected = common::engine::select(&resources, &args.common.only)?;
+        Ok(common::engine::run(STEP, &selected, ctx, &args.common.run_options()).into())
+    }
+}
+
 /// The resources of this step, in order: the repo, its dependencies, folders, then
 /// links (so they land in the folders).
 pub fn plan(manifest: &Manifest) -> Vec<Box<dyn Resource + '_>> {

@@ -32,6 +32,37 @@ pub struct Args {
     pub common: common::cli::CommonArgs,
 }
 
+impl AsRef<common::cli::CommonArgs> for Args {
+    fn as_ref(&self) -> &common::cli::CommonArgs {
+        &self.common
+    }
+}
+
+/// The step, as its binary runs it (`common::step::main`).
+pub struct PrereqsStep;
+
+impl common::step::Step for PrereqsStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(
+        manifest: &Manifest,
+        _: &common::engine::Ctx,
+        _: &Args,
+    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+        Ok(Some(manifest.prereqs.iter().map(|p| ItemId::new("prereq", p.name.as_str()).0).collect()))
+    }
+
+    fn run(
+        manifest: &Manifest,
+        _: &common::engine::Ctx,
+        args: &Args,
+    ) -> Result<common::step::Outcome, common::step::StepError> {
+        let prereqs = select(manifest, &args.common.only)?;
+        Ok(run(&prereqs, args.common.check, args.common.verbosity()).into())
+    }
+}
+
 /// How long a check command may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -4,7 +4,6 @@
 //! time; otherwise the run fails naming the missing variables, and writes nothing.
 //! Values are secrets: they are registered for redaction, and diffs show names only.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
@@ -35,24 +34,7 @@ impl EnvFileResource {
     }
 }
 
-/// The variables of an env file's text, by name, with their raw values.
-pub fn parse(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), unquote(v.trim())))
-        .collect()
-}
-
-fn unquote(value: &str) -> String {
-    for quote in ['"', '\''] {
-        if value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote) {
-            return value[1..value.len() - 1].to_owned();
-        }
-    }
-    value.to_owned()
-}
+pub use common::secret::env_values as parse;
 
 /// A value as a line systemd and sh both read back unchanged.
 fn line(name: &str, value: &str) -> String {
@@ -187,15 +169,6 @@ fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_what_systemd_and_sh_read() {
-        let vars = parse("# c\nA=1\nexport B=\"two words\"\nC='x'\n\nbroken line\n");
-        assert_eq!(vars.get("A").map(String::as_str), Some("1"));
-        assert_eq!(vars.get("B").map(String::as_str), Some("two words"));
-        assert_eq!(vars.get("C").map(String::as_str), Some("x"));
-        assert_eq!(vars.len(), 3);
-    }
 
     #[test]
     fn writes_values_that_read_back_unchanged() {

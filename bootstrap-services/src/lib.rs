@@ -29,10 +29,12 @@ pub mod waiting;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_timer::{BackupTimer, GeneratedUnit};
-use common::durable::{self, Ledger};
-use common::engine::{self, Ctx, Observed, Resource, RunOptions, UnknownItem};
+use common::cli::CommonArgs;
+use common::durable::Ledger;
+use common::engine::{self, Ctx, Observed, Resource, RunOptions};
 use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
+use common::step::{Outcome, Step, StepError};
 use common::systemd::{self, UnitState};
 use waiting::{Awaiting, Wait};
 
@@ -82,18 +84,33 @@ pub fn item_ids(manifest: &Manifest, ctx: &Ctx) -> Vec<String> {
     ids
 }
 
+/// The step, as its binary runs it (`common::step::main`).
+pub struct ServicesStep;
+
+impl Step for ServicesStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(manifest: &Manifest, ctx: &Ctx, _: &Args) -> Result<Option<Vec<String>>, StepError> {
+        Ok(Some(item_ids(manifest, ctx)))
+    }
+
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome, StepError> {
+        Ok(run(manifest, ctx, &args.common.run_options())?.into())
+    }
+}
+
+impl AsRef<CommonArgs> for Args {
+    fn as_ref(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
 /// Runs the step (or only observes it, with `options.check`). Without `check`, the
-/// caller holds the run lock.
+/// caller holds the run lock and has noted the first sight of the data paths
+/// (`common::step::main` does both).
 pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Report, StepError> {
-    let all = item_ids(manifest, ctx);
-    for id in &options.only {
-        if !all.contains(id) {
-            return Err(UnknownItem { id: id.clone(), known: all.join(", ") }.into());
-        }
-    }
-    if !options.check {
-        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
-    }
+    common::step::check_only(&options.only, &item_ids(manifest, ctx))?;
     let mut ledger = Ledger::load(&ctx.state, &ctx.home)?;
     let awaiting = Awaiting::of(manifest, &ledger, &ctx.home);
     let wanted = |id: &str| options.only.is_empty() || options.only.iter().any(|o| o == id);
@@ -127,24 +144,6 @@ pub fn run(manifest: &Manifest, ctx: &Ctx, options: &RunOptions) -> Result<Repor
         report.kept = Some(ctx.state.kept_root());
     }
     Ok(report)
-}
-
-/// Why the step could not run at all.
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    #[error(transparent)]
-    UnknownItem(#[from] UnknownItem),
-    #[error(transparent)]
-    Ledger(#[from] durable::LedgerError),
-}
-
-impl From<StepError> for common::cli::Failure {
-    fn from(e: StepError) -> common::cli::Failure {
-        match e {
-            StepError::UnknownItem(e) => e.into(),
-            StepError::Ledger(e) => e.into(),
-        }
-    }
 }
 
 /// An env file: as the engine runs it, unless it lies in a path awaiting its restore

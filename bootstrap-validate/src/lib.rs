@@ -51,6 +51,52 @@ pub struct Args {
     pub timeout: Duration,
 }
 
+impl AsRef<common::cli::CommonArgs> for Args {
+    fn as_ref(&self) -> &common::cli::CommonArgs {
+        &self.common
+    }
+}
+
+/// The step, as its binary runs it (`common::step::main`). It changes nothing: no lock.
+pub struct ValidateStep;
+
+impl common::step::Step for ValidateStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(
+        manifest: &common::manifest::Manifest,
+        _: &common::engine::Ctx,
+        args: &Args,
+    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+        Ok(Some(plan(manifest, args.timeout).into_iter().map(|c| c.id).collect()))
+    }
+
+    fn applies(_: &Args) -> bool {
+        false
+    }
+
+    fn run(
+        manifest: &common::manifest::Manifest,
+        _: &common::engine::Ctx,
+        args: &Args,
+    ) -> Result<common::step::Outcome, common::step::StepError> {
+        let checks = select(plan(manifest, args.timeout), &args.common.only)?;
+        let run = run(checks, args.common.verbosity());
+        let failure = args.junit.as_ref().and_then(|path| {
+            run.write_junit(path, manifest.host.as_deref())
+                .err()
+                .map(|e| common::step::StepError::Run(format!("cannot write the JUnit file {}: {e}", path.display())))
+        });
+        Ok(common::step::Outcome {
+            report: run.report(args.common.check),
+            rendered: None,
+            note: Some(run.recap()),
+            failure,
+        })
+    }
+}
+
 /// How long a check took, as the human report and `detail` show it.
 fn took(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())

@@ -135,3 +135,41 @@ fn an_unknown_only_is_a_command_line_error() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_check_that_prints_an_env_file_shows_its_secret_nowhere() -> TestResult {
+    const CANARY: &str = "canary-validate-token-9c1e7a";
+    let host = Host::new(
+        "env:
+  - name: bridge
+    path: ~/.config/bridge/bridge.env
+    vars: [BRIDGE_TOKEN]
+validate:
+  - name: cat-env
+    command: [cat, .config/bridge/bridge.env]
+    dir: ~/
+    output: BRIDGE_TOKEN
+  - name: fails-with-it
+    command: {shell: 'cat .config/bridge/bridge.env; exit 3'}
+    dir: ~/
+",
+    )?;
+    let env = host.path("home/.config/bridge/bridge.env");
+    fs::create_dir_all(env.parent().ok_or("no parent")?)?;
+    fs::write(&env, format!("BRIDGE_TOKEN={CANARY}\n"))?;
+    let junit = host.path("validate.xml");
+    for args in [vec!["-v"], vec!["--json"]] {
+        let mut args = args.clone();
+        let junit_arg = junit.display().to_string();
+        args.extend(["--junit", &junit_arg]);
+        let out = host.run(&args)?;
+        assert_eq!(out.status.code(), Some(1), "the failing check must fail: {}", text(&out.stdout));
+        let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(!shown.contains(CANARY), "the token showed with {args:?}:\n{shown}");
+        assert!(shown.contains("BRIDGE_TOKEN=<redacted>"), "the output it printed is not there: {shown}");
+        let xml = fs::read_to_string(&junit)?;
+        assert!(!xml.contains(CANARY), "the token is in the JUnit file:\n{xml}");
+        assert!(xml.contains("BRIDGE_TOKEN=&lt;redacted&gt;") || xml.contains("BRIDGE_TOKEN=<redacted>"), "{xml}");
+    }
+    Ok(())
+}

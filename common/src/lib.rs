@@ -11,7 +11,8 @@
 //!   on this host (settled, or waiting for its restore);
 //! - [`install`]: where the step binaries are installed, and the units pi-bootstrap
 //!   makes for itself (the backup timer);
-//! - [`cli`]: the flags and exit codes every binary shares;
+//! - [`cli`]: the flags every binary shares; [`step`]: the one shape of a step (its
+//!   error, and the life of its binary: lock, secrets, `--only`, exit codes);
 //! - `sandbox` (feature `sandbox`): the throwaway host of the drill and the tests.
 //!
 //! See `docs/architecture.md` for the invariants.
@@ -29,5 +30,6 @@ pub mod report;
 pub mod sandbox;
 pub mod secret;
 pub mod state;
+pub mod step;
 pub mod sys;
 pub mod systemd;

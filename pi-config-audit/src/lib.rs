@@ -48,6 +48,39 @@ pub struct Args {
     pub common: common::cli::CommonArgs,
 }
 
+impl AsRef<common::cli::CommonArgs> for Args {
+    fn as_ref(&self) -> &common::cli::CommonArgs {
+        &self.common
+    }
+}
+
+/// The audit, as its binary runs it (`common::step::main`): it changes nothing (no
+/// lock), and its ids are known only once it ran, so it checks `--only` itself.
+pub struct AuditStep;
+
+impl common::step::Step for AuditStep {
+    const NAME: &'static str = STEP;
+    type Args = Args;
+
+    fn item_ids(_: &Manifest, _: &Ctx, _: &Args) -> Result<Option<Vec<String>>, common::step::StepError> {
+        Ok(None)
+    }
+
+    fn applies(_: &Args) -> bool {
+        false
+    }
+
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<common::step::Outcome, common::step::StepError> {
+        let options = Options::new(args.common.verbosity());
+        let audit = audit(manifest, ctx, &options)?.only(&args.common.only)?;
+        let rendered = common::step::Rendered {
+            human: render::render_human(&audit, &ctx.home, args.common.verbosity(), render::colour_allowed()),
+            json: render::render_json(&audit),
+        };
+        Ok(common::step::Outcome { report: audit.report, rendered: Some(rendered), note: None, failure: None })
+    }
+}
+
 /// How to audit.
 pub struct Options<'a> {
     pub verbosity: Verbosity,
@@ -129,8 +162,8 @@ fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Resul
     });
     let services = match services.unwrap_or_else(|| Ok(crashed(bootstrap_services::STEP))) {
         Ok(report) => report,
-        Err(bootstrap_services::StepError::UnknownItem(e)) => return Err(e),
-        Err(bootstrap_services::StepError::Ledger(e)) => failed(bootstrap_services::STEP, e.to_string()),
+        Err(common::step::StepError::UnknownItem(e)) => return Err(e),
+        Err(e) => failed(bootstrap_services::STEP, e.to_string()),
     };
     let prereqs = prereqs.unwrap_or_else(|| Some(crashed(bootstrap_prereqs::STEP)));
     let mut items = Vec::new();

@@ -32,13 +32,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use common::cli::Failure;
 use common::durable::provenance::{Entry, Held, Provenance};
 use common::durable::{self, How, Ledger, SnapshotRef, Standing};
 use common::engine::{self, Ctx};
 use common::manifest::Manifest;
 use common::output;
 use common::report::{Item, Report, Status, tilde};
+use common::step::StepError;
 
 use crate::decide::{self, Against, Unsettled, Verdict, Why};
 use crate::paths::{self, DataPath, within};
@@ -113,13 +113,10 @@ struct Plan<'a> {
 
 /// Restores what the evidence says must come back (every selected path with `--force`
 /// or `--snapshot`), settles the rest, and starts the services that waited.
-pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, Failure> {
+pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let selected = paths::select(paths::data_paths(manifest), &options.only)?;
     let mut report = Report::new(STEP, options.check);
-    let _lock = if options.check { None } else { Some(ctx.state.lock()?) };
-    if !options.check {
-        durable::note_first_sight(manifest, &ctx.state, &ctx.home)?;
-    }
+    // The caller holds the run lock unless --check (`common::step::main`).
     let mut ledger = Ledger::load(&ctx.state, &ctx.home)?;
     if let Some(note) = &ledger.note {
         report.push(ledger_item(note));
