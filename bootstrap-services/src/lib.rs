@@ -20,6 +20,7 @@
 //! back and starts it (see [`waiting`]).
 
 pub mod backup_timer;
+pub mod decide;
 mod env_file;
 mod linger;
 mod nginx;
@@ -36,6 +37,7 @@ use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
 use common::step::{Outcome, Step, StepError};
 use common::systemd::{self, UnitState};
+use decide::{Actions, Facts, Plan, UnitNow};
 use waiting::{Awaiting, Wait};
 
 pub use env_file::EnvFileResource;
@@ -257,22 +259,34 @@ fn services(
     let is_running = |service: &Service, states: &[UnitState]| {
         service.units_to_run().iter().all(|u| states.iter().any(|s| s.id == *u && s.is_active()))
     };
-    // A service that is not running and writes to a path awaiting its restore waits.
-    let waits: BTreeMap<String, Wait> = chosen
-        .iter()
-        .filter(|s| !is_running(s, &before))
-        .map(|s| (s.name.as_str().to_owned(), awaiting.waited_for(s, manifest)))
-        .filter(|(_, wait)| !wait.is_empty())
-        .collect();
-    let active: Vec<&Service> = chosen.iter().copied().filter(|s| !waits.contains_key(s.name.as_str())).collect();
+    // Decided from what was observed and what the journal says (`decide`), before
+    // anything changes.
+    let mut waits: BTreeMap<String, Wait> = BTreeMap::new();
+    let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
     let mut due: BTreeSet<String> = state.restart_due.clone();
-    for service in &active {
+    for service in &chosen {
         let name = service.name.as_str().to_owned();
-        let recorded = state.started.get(&name);
-        let env_or_code_changed = recorded.is_some_and(|r| *r != fingerprint(service, manifest));
-        if is_running(service, &before) && (env_or_code_changed || unit_differs(service)) {
-            due.insert(name);
+        let running = is_running(service, &before);
+        let wait = if running { Wait::default() } else { awaiting.waited_for(service, manifest) };
+        let facts = Facts {
+            running,
+            waits_for_data: !wait.is_empty(),
+            unit_changed: unit_differs(service),
+            started_with: state.started.get(&name).cloned(),
+            fingerprint: fingerprint(service, manifest),
+            restart_due: state.restart_due.contains(&name),
+        };
+        let plan = decide::plan(&facts);
+        match plan {
+            Plan::Wait => {
+                waits.insert(name.clone(), wait);
+            }
+            Plan::Restart => {
+                due.insert(name.clone());
+            }
+            Plan::Ensure => {}
         }
+        plans.insert(name, plan);
     }
     // The timer restarts when its own unit changed while it runs (the service it
     // starts is read afresh at each run).
@@ -355,22 +369,18 @@ fn services(
     crash_point("after-units");
 
     let current = systemd::show(&names, &[]).unwrap_or_default();
-    let mut to_enable = Vec::new();
-    let mut to_start = Vec::new();
-    let mut to_restart = Vec::new();
-    for service in &active {
-        for unit in service.units_to_run() {
-            let now = current.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
-            if !matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked") {
-                to_enable.push(unit.clone());
-            }
-            if due.contains(service.name.as_str()) {
-                to_restart.push(unit);
-            } else if !now.is_active() {
-                to_start.push(unit);
-            }
-        }
+    let unit_now = |unit: &str| {
+        let now = state_of(&current, unit);
+        let enabled = matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked");
+        (unit.to_owned(), UnitNow { enabled, active: now.is_active() })
+    };
+    let mut actions = Actions::default();
+    for service in &chosen {
+        let plan = plans.get(service.name.as_str()).copied().unwrap_or(Plan::Ensure);
+        let units: Vec<(String, UnitNow)> = service.units_to_run().iter().map(|u| unit_now(u)).collect();
+        actions.add(plan, &units);
     }
+    let Actions { enable: mut to_enable, start: mut to_start, restart: mut to_restart } = actions;
     // The timer, once its units are in place (or as they were, when they failed).
     let act_on_timer = timer.filter(|_| broken.is_empty() && state_of(&current, &timer_unit).exists());
     if let Some(timer) = act_on_timer {
