@@ -127,7 +127,10 @@ mod tests {
         let units = |enabled, active| vec![("a.service".to_owned(), UnitNow { enabled, active })];
         let mut actions = Actions::default();
         actions.add(Plan::Ensure, &units(false, false));
-        assert_eq!(actions, Actions { enable: vec!["a.service".into()], start: vec!["a.service".into()], restart: vec![] });
+        assert_eq!(
+            actions,
+            Actions { enable: vec!["a.service".into()], start: vec!["a.service".into()], restart: vec![] }
+        );
         let mut actions = Actions::default();
         actions.add(Plan::Ensure, &units(true, true));
         assert_eq!(actions, Actions::default());

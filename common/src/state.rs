@@ -3,6 +3,14 @@
 //!
 //! Everything is derived from HOME, never from XDG variables, so a temporary HOME holds
 //! all the state of a sandboxed run.
+//!
+//! The lock can be handed to a child: a process that holds it (the restore chain) runs
+//! its step binaries with [`LOCK_HANDOVER_ENV`] set to `PID:LOCKFILE`
+//! ([`StateDir::handover`]), and a step taking the lock with
+//! [`StateDir::lock_as_step`] accepts the held lock only when that variable names its
+//! own parent process and this lock file, and the lock file names that process as its
+//! holder. The same variable inherited further down, or set by anyone else, opens
+//! nothing.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -129,6 +137,26 @@ impl StateDir {
     /// Takes the run lock, or says who holds it. The lock is released when the returned
     /// value is dropped (or the process dies).
     pub fn lock(&self) -> Result<RunLock, StateError> {
+        self.lock_with_handover(None, 0)
+    }
+
+    /// Takes the run lock as a step binary does: [`StateDir::lock`], except that a step
+    /// run by the process that holds the lock (its parent, named in
+    /// [`LOCK_HANDOVER_ENV`]) works under the parent's lock.
+    pub fn lock_as_step(&self) -> Result<RunLock, StateError> {
+        let handed = std::env::var(LOCK_HANDOVER_ENV).ok();
+        self.lock_with_handover(handed.as_deref(), std::os::unix::process::parent_id())
+    }
+
+    /// What a process holding this folder's lock sets in the environment of the step
+    /// binaries it runs, so that their [`StateDir::lock_as_step`] accepts its lock.
+    pub fn handover(&self) -> (&'static str, String) {
+        (LOCK_HANDOVER_ENV, format!("{}:{}", std::process::id(), self.file("lock").display()))
+    }
+
+    /// Takes the lock; when another process holds it, accepts it only as `handed`
+    /// (the value of [`LOCK_HANDOVER_ENV`]) to a child of `parent`.
+    fn lock_with_handover(&self, handed: Option<&str>, parent: u32) -> Result<RunLock, StateError> {
         let path = self.file("lock");
         fs::create_dir_all(&self.root).map_err(io_err("cannot create", &self.root))?;
         let mut file = OpenOptions::new()
@@ -144,6 +172,10 @@ impl StateDir {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
+                if let Some(pid) = handed.and_then(|handed| handed_to_child(handed, parent, &path, holder)) {
+                    // Nothing is written: the file goes on naming the parent.
+                    return Ok(RunLock { _file: file, handed_over_by: Some(pid) });
+                }
                 let holder = if holder.is_empty() { String::new() } else { format!(" ({holder})") };
                 return Err(StateError::Locked { lock: path, holder });
             }
@@ -151,14 +183,37 @@ impl StateDir {
         }
         let who = format!("pid {}, {}", std::process::id(), std::env::args().next().unwrap_or_default());
         file.set_len(0).and_then(|()| file.write_all(who.as_bytes())).map_err(io_err("cannot write", &path))?;
-        Ok(RunLock { _file: file })
+        Ok(RunLock { _file: file, handed_over_by: None })
     }
 }
 
-/// Holds the run lock while alive.
+/// The variable through which the holder of the run lock hands it to the step
+/// binaries it runs: `PID:LOCKFILE` (see the module's documentation).
+pub const LOCK_HANDOVER_ENV: &str = "PI_BOOTSTRAP_LOCK_HANDOVER";
+
+/// The holder's pid, when a lock held by someone (`try_lock` said so) is the one
+/// `handed` over: it names `parent` and this lock file `path`, and the lock file's
+/// `holder` line (`pid N, PROGRAM`, written by whoever took the lock) names `parent`.
+fn handed_to_child(handed: &str, parent: u32, path: &Path, holder: &str) -> Option<u32> {
+    let (pid, file) = handed.split_once(':')?;
+    let pid: u32 = pid.parse().ok()?;
+    let named: u32 = holder.strip_prefix("pid ")?.split(',').next()?.parse().ok()?;
+    (pid == parent && named == pid && Path::new(file) == path).then_some(pid)
+}
+
+/// Holds the run lock while alive; or, handed over, stands for the parent's lock (which
+/// the parent holds for as long as its child runs).
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    handed_over_by: Option<u32>,
+}
+
+impl RunLock {
+    /// The pid of the parent whose lock this run works under, when it was handed over.
+    pub fn handed_over_by(&self) -> Option<u32> {
+        self.handed_over_by
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +231,45 @@ mod tests {
         assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
         drop(first);
         state.lock()?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_held_lock_is_handed_only_to_a_child_of_its_holder() -> Result<(), Box<dyn std::error::Error>> {
+        let home = tempfile::tempdir()?;
+        let state = StateDir::new(home.path());
+        let me = std::process::id();
+        let lock_file = state.file("lock");
+        let holding = state.lock()?;
+        let written = fs::read_to_string(&lock_file)?;
+        let (name, handed) = state.handover();
+        assert_eq!(name, LOCK_HANDOVER_ENV);
+        assert_eq!(handed, format!("{me}:{}", lock_file.display()));
+
+        // The holder's own child: it works under the held lock and writes nothing.
+        let child = state.lock_with_handover(Some(&handed), me)?;
+        assert_eq!(child.handed_over_by(), Some(me));
+        assert_eq!(fs::read_to_string(&lock_file)?, written, "the lock file still names the holder");
+
+        let refused = |handed: &str, parent: u32| match state.lock_with_handover(Some(handed), parent) {
+            Err(StateError::Locked { holder, .. }) => holder.contains(&format!("pid {me}")),
+            _ => false,
+        };
+        // Not the holder's child (a grandchild, or a process that copied the variable).
+        assert!(refused(&handed, me + 1));
+        // A variable naming another lock file, or a process that is not the holder.
+        assert!(refused(&format!("{me}:{}", home.path().join("elsewhere/lock").display()), me));
+        assert!(refused(&format!("{}:{}", me + 1, lock_file.display()), me + 1));
+        assert!(refused("", me));
+        assert!(refused(&me.to_string(), me));
+        assert!(state.lock().is_err(), "without the variable the lock stays held");
+
+        // Once the holder let go, the variable is moot: the step takes the lock itself.
+        drop(child);
+        drop(holding);
+        let taken = state.lock_with_handover(Some(&handed), me)?;
+        assert_eq!(taken.handed_over_by(), None);
+        assert!(state.lock().is_err(), "taken for real");
         Ok(())
     }
 

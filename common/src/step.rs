@@ -8,8 +8,9 @@
 //! parse the flags -> load the manifest (exit 2 with file:line:col when it is wrong)
 //!   -> register every declared secret (env file values, the restic password)
 //!   -> check --only against the step's ids (exit 2)
-//!   -> when the run may change the host: take the run lock, note the first sight of
-//!      the data paths (common::durable)
+//!   -> when the run may change the host: take the run lock (or, in a step the restore
+//!      chain runs, work under the chain's: state::LOCK_HANDOVER_ENV), note the first
+//!      sight of the data paths (common::durable)
 //!   -> run -> print the report (human or JSON) -> exit 0 / 1
 //! ```
 //!
@@ -164,7 +165,7 @@ fn outcome<S: Step>(args: &S::Args) -> Result<(u8, Option<StepError>), StepError
         check_only(&common.only, &ids)?;
     }
     let applies = S::applies(args);
-    let _lock = if applies { Some(ctx.state.lock()?) } else { None };
+    let _lock = if applies { Some(ctx.state.lock_as_step()?) } else { None };
     if applies {
         durable::note_first_sight(&manifest, &ctx.state, &home)?;
     }

@@ -14,10 +14,35 @@ use std::path::{Path, PathBuf};
 
 use common::manifest::Manifest;
 use common::report::Report;
-use common::state::StateDir;
+use common::state::{StateDir, StateError};
 
 use crate::paths;
-use crate::restic::{Restic, Snapshot};
+use crate::restic::{Restic, ResticError, Snapshot};
+
+/// Why a restored path could not be put in place.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwapError {
+    /// A file operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+    /// restic restored nothing at the path.
+    #[error("snapshot {snapshot} holds nothing at {}", path.display())]
+    NothingThere { snapshot: String, path: PathBuf },
+    /// What was there could not be kept aside: nothing was replaced.
+    #[error("not restored: {0}")]
+    Keep(#[from] StateError),
+    /// restic failed.
+    #[error(transparent)]
+    Restic(#[from] ResticError),
+    /// An online copy of a database could not go back to its path.
+    #[error("{0}")]
+    Capture(String),
+}
+
+fn io_error<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> SwapError + 'p {
+    move |source| SwapError::Io { action, path: path.to_path_buf(), source }
+}
 
 /// The prefix of a restore's staging folder, next to the path it restores.
 pub const STAGE_PREFIX: &str = ".pi-bootstrap-restore.";
@@ -58,19 +83,19 @@ pub fn restore_one(
     stays: &Stays,
     state: &StateDir,
     report: &mut Report,
-) -> Result<Option<PathBuf>, String> {
-    let parent = path.parent().ok_or_else(|| format!("{} has no parent folder", path.display()))?;
-    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+) -> Result<Option<PathBuf>, SwapError> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
     let stage = tempfile::Builder::new()
         .prefix(STAGE_PREFIX)
         .tempdir_in(parent)
-        .map_err(|e| format!("cannot make a staging folder in {}: {e}", parent.display()))?;
-    let result = restic.restore(&snapshot.id, stage.path(), path).map_err(|e| e.to_string()).and_then(|command| {
+        .map_err(io_error("make a staging folder in", parent))?;
+    let result = restic.restore(&snapshot.id, stage.path(), path).map_err(SwapError::from).and_then(|command| {
         report.commands.push(command);
         let relative = path.strip_prefix("/").unwrap_or(path);
         let staged = stage.path().join(relative);
         // Databases captured online come back at their own paths.
-        crate::capture::put_back(&staged)?;
+        crate::capture::put_back(&staged).map_err(SwapError::Capture)?;
         swap(&staged, path, stays, snapshot, state)
     });
     make_removable(stage.path());
@@ -110,9 +135,9 @@ fn swap(
     stays: &Stays,
     snapshot: &Snapshot,
     state: &StateDir,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<Option<PathBuf>, SwapError> {
     let staged_meta = fs::symlink_metadata(staged)
-        .map_err(|_| format!("snapshot {} holds nothing at {}", snapshot.short_id, path.display()))?;
+        .map_err(|_| SwapError::NothingThere { snapshot: snapshot.short_id.clone(), path: path.to_path_buf() })?;
     let here = fs::symlink_metadata(path).ok();
     let kept = match &here {
         None => None,
@@ -121,16 +146,16 @@ fn swap(
             if staged_meta.is_dir() && fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false) {
                 None
             } else {
-                remove_empty_folders(path).map_err(|e| format!("cannot clear {}: {e}", path.display()))?;
+                remove_empty_folders(path).map_err(io_error("clear", path))?;
                 None
             }
         }
         Some(_) => {
-            let kept = state.keep(path).map_err(|e| format!("not restored: {e}"))?;
+            let kept = state.keep(path)?;
             // A file or link is copied aside; it goes when a folder takes its place.
             let left = fs::symlink_metadata(path).ok();
             if left.is_some_and(|m| !m.is_dir()) && staged_meta.is_dir() {
-                fs::remove_file(path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+                fs::remove_file(path).map_err(io_error("replace", path))?;
             }
             Some(kept)
         }
@@ -142,7 +167,7 @@ fn swap(
         {
             let _ = fs::rename(kept, path);
         }
-        return Err(format!("cannot move the restored {} into place: {e}", path.display()));
+        return Err(SwapError::Io { action: "move into place the restored", path: path.to_path_buf(), source: e });
     }
     if let Some(kept) = &kept {
         move_back(kept, path, &stays.left_out, false)?;
@@ -153,7 +178,7 @@ fn swap(
 
 /// Moves `stays` (inside `path`) back from the folder `kept` (where `path` was moved
 /// whole) into the restored `path`; over what the snapshot has there only when `over`.
-fn move_back(kept: &Path, path: &Path, stays: &[PathBuf], over: bool) -> Result<(), String> {
+fn move_back(kept: &Path, path: &Path, stays: &[PathBuf], over: bool) -> Result<(), SwapError> {
     if !fs::symlink_metadata(kept).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
@@ -164,13 +189,13 @@ fn move_back(kept: &Path, path: &Path, stays: &[PathBuf], over: bool) -> Result<
             continue;
         }
         if let Some(parent) = stay.parent() {
-            fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            fs::create_dir_all(parent).map_err(io_error("create", parent))?;
         }
         if fs::symlink_metadata(stay).is_ok_and(|m| m.is_dir()) {
             // A folder where the file was: never merged, the snapshot's stays.
             continue;
         }
-        fs::rename(&from, stay).map_err(|e| format!("cannot move {} back into place: {e}", stay.display()))?;
+        fs::rename(&from, stay).map_err(io_error("move back into place", stay))?;
     }
     Ok(())
 }
@@ -196,6 +221,64 @@ fn make_removable(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            id: "1a2b3c4d5e".into(),
+            short_id: "1a2b3c4d".into(),
+            time: "2026-11-30T10:00:00Z".into(),
+            paths: Vec::new(),
+            hostname: "h".into(),
+            tags: None,
+            excludes: None,
+        }
+    }
+
+    #[test]
+    fn a_restored_folder_takes_the_place_of_what_was_there_and_what_stays_comes_back()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let home = dir.path().join("home");
+        let state = StateDir::new(&home);
+        let path = home.join("data");
+        let staged = dir.path().join("stage/data");
+        fs::create_dir_all(staged.join("sub"))?;
+        fs::write(staged.join("db"), "from the snapshot")?;
+        fs::write(staged.join("app.env"), "TOKEN=old")?;
+        // What is there: a fresh copy, a scratch folder the backup leaves out, the env
+        // file written from this host's environment.
+        fs::create_dir_all(path.join("cache"))?;
+        fs::write(path.join("db"), "fresh")?;
+        fs::write(path.join("cache/tmp"), "scratch")?;
+        fs::write(path.join("app.env"), "TOKEN=new")?;
+        let stays = Stays { left_out: vec![path.join("cache")], env_files: vec![path.join("app.env")] };
+        let kept = swap(&staged, &path, &stays, &snapshot(), &state)?.ok_or("nothing was kept")?;
+        assert_eq!(fs::read_to_string(path.join("db"))?, "from the snapshot");
+        assert!(path.join("sub").is_dir());
+        assert_eq!(fs::read_to_string(path.join("cache/tmp"))?, "scratch", "what the backup leaves out stays");
+        assert_eq!(fs::read_to_string(path.join("app.env"))?, "TOKEN=new", "the env file in place stays");
+        assert_eq!(fs::read_to_string(kept.join("db"))?, "fresh", "what was there is kept aside");
+        assert!(!kept.join("app.env").exists(), "a secret was kept in the state folder");
+        assert!(!staged.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn empty_folders_are_replaced_and_nothing_restored_is_an_error() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let state = StateDir::new(dir.path());
+        let path = dir.path().join("data");
+        fs::create_dir_all(path.join("a/b"))?;
+        let staged = dir.path().join("stage/data");
+        fs::create_dir_all(&staged)?;
+        fs::write(staged.join("f"), "x")?;
+        let none = Stays { left_out: Vec::new(), env_files: Vec::new() };
+        assert_eq!(swap(&staged, &path, &none, &snapshot(), &state)?, None, "empty folders are not kept");
+        assert_eq!(fs::read_to_string(path.join("f"))?, "x");
+        let missing = swap(&dir.path().join("stage/nothing"), &dir.path().join("other"), &none, &snapshot(), &state);
+        assert!(matches!(missing, Err(SwapError::NothingThere { .. })), "{missing:?}");
+        Ok(())
+    }
 
     #[test]
     fn empty_folder_trees_are_removed_and_anything_else_is_refused() -> io::Result<()> {
