@@ -311,6 +311,7 @@ pub fn put_back(root: &Path) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their fixtures plainly")]
 mod tests {
     use super::*;
 

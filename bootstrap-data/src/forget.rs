@@ -82,13 +82,13 @@ pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     let kept_text = describe_kept(&kept, all.len(), &host, &policy);
     let now = SystemTime::now();
     let why = format!("kept by none of {policy}, and the newest of no path");
-    let snapshot_item = |s: &Snapshot, status: Status, what: &str| Item {
-        id: format!("data:snapshot:{}", s.short_id),
-        kind: "snapshot".into(),
-        status,
-        path: None,
-        detail: format!("{what}: {}, {why}", when(s, now)),
-        diff: None,
+    let snapshot_item = |s: &Snapshot, status: Status, what: &str| {
+        Item::new(
+            format!("data:snapshot:{}", s.short_id),
+            "snapshot",
+            status,
+            format!("{what}: {}, {why}", when(s, now)),
+        )
     };
     if all.is_empty() {
         report.push(repository_item(

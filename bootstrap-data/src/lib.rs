@@ -258,26 +258,12 @@ fn backup_section(manifest: &Manifest) -> Result<&Backup, StepError> {
 
 /// The item of one data path.
 fn item(path: &DataPath, status: Status, detail: impl Into<String>) -> Item {
-    Item {
-        id: path.id.clone(),
-        kind: "data".into(),
-        status,
-        path: Some(path.path.clone()),
-        detail: detail.into(),
-        diff: None,
-    }
+    Item::new(path.id.clone(), "data", status, detail).at(path.path.clone())
 }
 
 /// The item of the repository (with its folder as path when it is a local one).
 fn repository_item(backup: &Backup, status: Status, detail: impl Into<String>) -> Item {
-    Item {
-        id: REPOSITORY_ID.into(),
-        kind: "repository".into(),
-        status,
-        path: restic::local_folder(&backup.repository.value),
-        detail: detail.into(),
-        diff: None,
-    }
+    Item::new(REPOSITORY_ID, "repository", status, detail).at_maybe(restic::local_folder(&backup.repository.value))
 }
 
 /// `~`-relative paths joined for a detail.

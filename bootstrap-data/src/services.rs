@@ -95,7 +95,7 @@ pub fn start(units: &[String], state: &StateDir, report: &mut Report) -> Result<
 
 /// The item of a service that waited for its data.
 fn waited_item(service: &str, status: Status, detail: String) -> Item {
-    Item { id: format!("service:{service}"), kind: "service".into(), status, path: None, detail, diff: None }
+    Item::new(format!("service:{service}"), "service", status, detail)
 }
 
 /// The services that wait for their data (the ledger's `waiting`) and whether this

@@ -73,14 +73,9 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
     let ledger = match Ledger::load(&state, home) {
         Ok(ledger) => Some(ledger),
         Err(e) => {
-            report.push(Item {
-                id: "data:ledger".into(),
-                kind: "state".into(),
-                status: Status::Failed,
-                path: Some(state.file(durable::LEDGER_FILE)),
-                detail: e.to_string(),
-                diff: None,
-            });
+            report.push(
+                Item::new("data:ledger", "state", Status::Failed, e.to_string()).at(state.file(durable::LEDGER_FILE)),
+            );
             None
         }
     };

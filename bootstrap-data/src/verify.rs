@@ -139,14 +139,7 @@ pub fn read_record(state: &StateDir) -> Result<Option<Record>, String> {
 
 /// The item of the verification record.
 fn verify_item(state: &StateDir, status: Status, detail: impl Into<String>) -> Item {
-    Item {
-        id: VERIFY_ID.into(),
-        kind: "verify".into(),
-        status,
-        path: Some(state.file(STATE_FILE)),
-        detail: detail.into(),
-        diff: None,
-    }
+    Item::new(VERIFY_ID, "verify", status, detail).at(state.file(STATE_FILE))
 }
 
 /// How the manifest says to verify, with the defaults filled in.

@@ -3,6 +3,8 @@
 //! unreachable repositories are clear errors that change nothing, disposable paths are
 //! not in the snapshot, the password shows nowhere, a second restore changes nothing.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::fs;

@@ -5,6 +5,8 @@
 //! of another moment beside it; a database in a `live` path is named as one that may
 //! come back torn.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::fs;

@@ -9,6 +9,8 @@
 //! make a fresh state the newest snapshot, and the snapshots that hold a path. A second
 //! run of both steps changes nothing, and the restic password shows nowhere.
 
+#![allow(clippy::disallowed_methods, clippy::print_stderr)]
+
 mod support;
 
 use std::fs;

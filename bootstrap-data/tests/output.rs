@@ -2,6 +2,8 @@
 //! on a real restic repository, with temporary paths, snapshot ids, times, ages and
 //! sizes redacted.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::fs;

@@ -5,6 +5,8 @@
 //! unchanged fails its path; `forget` keeps exactly what `backup.keep` says and the
 //! newest snapshot of every path, `--check` forgets nothing; the human output of both.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! alone, a wrong remote refused, `--check` on a fresh host, and a dependency install
 //! that runs again only when the lockfile changed.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -151,14 +151,7 @@ fn install_label(install: &Install) -> String {
 }
 
 fn item(prereq: &Prereq, status: Status, detail: String) -> Item {
-    Item {
-        id: ItemId::new("prereq", prereq.name.as_str()).to_string(),
-        kind: "prereq".to_owned(),
-        status,
-        path: None,
-        detail,
-        diff: None,
-    }
+    Item::new(ItemId::new("prereq", prereq.name.as_str()).to_string(), "prereq", status, detail)
 }
 
 /// Only the prerequisites `--only` names (all when empty); an unknown id is an error.

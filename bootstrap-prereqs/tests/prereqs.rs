@@ -3,6 +3,8 @@
 //! `--check` on a host where the tools are absent, and a second run that installs
 //! nothing (read from the JSON report).
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

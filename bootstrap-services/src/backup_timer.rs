@@ -199,7 +199,7 @@ impl GeneratedUnit {
         let staged = stage.path().join(self.name());
         for (name, content) in [(self.name(), &self.content), (self.companion.0.clone(), &self.companion.1)] {
             let dest = stage.path().join(name);
-            fs::write(&dest, content).map_err(EngineError::io("stage", &dest))?;
+            fsx::write_atomic(&dest, content.as_bytes(), None).map_err(EngineError::io("stage", &dest))?;
         }
         let out = Cmd::new("systemd-analyze").args(["verify", "--user"]).arg(staged.display().to_string()).output()?;
         if out.success() {

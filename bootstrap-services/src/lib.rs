@@ -162,20 +162,9 @@ fn env_item(resource: &EnvFileResource, awaiting: &Awaiting, ctx: &Ctx, check: b
             missing.join(", ")
         );
         let status = if check { Status::WouldChange } else { Status::Skipped };
-        return Item {
-            id: resource.id.0.clone(),
-            kind: "env".into(),
-            status,
-            path: Some(resource.path.clone()),
-            detail,
-            diff: None,
-        };
+        return Item::new(resource.id.0.clone(), "env", status, detail).at(resource.path.clone());
     }
     engine::run_one(resource, ctx, check)
-}
-
-fn item(id: &str, kind: &str, status: Status, detail: String) -> Item {
-    Item { id: id.to_owned(), kind: kind.to_owned(), status, path: None, detail, diff: None }
 }
 
 /// What [`services`] installs and runs: the declared services, and the scheduled
@@ -213,23 +202,23 @@ fn services(
     if let Err(e) = systemd::ensure_reachable() {
         let status = if check { Status::Skipped } else { Status::Failed };
         for file in &files {
-            report.push(item(&file.id.0, "unit", status, e.to_string()));
+            report.push(Item::new(&file.id.0, "unit", status, e.to_string()));
         }
         for unit in &generated {
-            report.push(item(&unit.id.0, "unit", status, e.to_string()));
+            report.push(Item::new(&unit.id.0, "unit", status, e.to_string()));
         }
         for service in &chosen {
-            report.push(item(&ItemId::new("service", service.name.as_str()).0, "service", status, e.to_string()));
+            report.push(Item::new(&ItemId::new("service", service.name.as_str()).0, "service", status, e.to_string()));
         }
         if let Some(timer) = timer {
-            report.push(item(&timer.id.0, "timer", status, e.to_string()));
+            report.push(Item::new(&timer.id.0, "timer", status, e.to_string()));
         }
         return;
     }
     let mut state = match ServicesState::load(&ctx.state) {
         Ok(state) => state,
         Err(e) => {
-            report.push(item("service:state", "service", Status::Failed, e.to_string()));
+            report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
             return;
         }
     };
@@ -252,7 +241,7 @@ fn services(
     let before = match systemd::show(&names, EXTRA_PROPERTIES) {
         Ok(states) => states,
         Err(e) => {
-            report.push(item("service:state", "service", Status::Failed, e.to_string()));
+            report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
             return;
         }
     };
@@ -302,14 +291,14 @@ fn services(
         if due != state.restart_due {
             state.restart_due = due.clone();
             if let Err(e) = state.save(&ctx.state) {
-                report.push(item("service:state", "service", Status::Failed, e.to_string()));
+                report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
                 return;
             }
         }
         if waiting::record(ledger, &chosen, &waits)
             && let Err(e) = ledger.save(&ctx.state)
         {
-            report.push(item("service:state", "service", Status::Failed, e.to_string()));
+            report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
             return;
         }
     }
@@ -336,7 +325,7 @@ fn services(
             "{verb} for its data: {}; bootstrap-data restore starts it once its data is back",
             wait.describe(&ctx.home)
         );
-        item(&ItemId::new("service", service.name.as_str()).0, "service", status, detail)
+        Item::new(&ItemId::new("service", service.name.as_str()).0, "service", status, detail)
     };
     if check {
         for service in &chosen {
@@ -352,7 +341,7 @@ fn services(
             } else {
                 (Status::Ok, String::new())
             };
-            report.push(item(&ItemId::new("service", name).0, "service", status, detail));
+            report.push(Item::new(&ItemId::new("service", name).0, "service", status, detail));
         }
         if let Some(timer) = timer {
             report.push(timer_check_item(timer, &state_of(&before, &timer_unit), &due, &broken, &ctx.home));
@@ -363,7 +352,7 @@ fn services(
     if units_changed || stale {
         match systemd::daemon_reload() {
             Ok(()) => report.commands.push("systemctl --user daemon-reload".to_owned()),
-            Err(e) => report.push(item("service:daemon-reload", "service", Status::Failed, e.to_string())),
+            Err(e) => report.push(Item::new("service:daemon-reload", "service", Status::Failed, e.to_string())),
         }
     }
     crash_point("after-units");
@@ -425,7 +414,7 @@ fn services(
             } else {
                 String::new()
             };
-            report.push(item(&id, "service", if touched { Status::Changed } else { Status::Ok }, detail));
+            report.push(Item::new(&id, "service", if touched { Status::Changed } else { Status::Ok }, detail));
         } else {
             let states: Vec<String> = run_units
                 .iter()
@@ -439,7 +428,7 @@ fn services(
                 detail.push_str(&format!("; {}", failures.join("; ")));
             }
             detail.push_str(&format!("; see systemctl --user status {}", run_units.join(" ")));
-            report.push(item(&id, "service", Status::Failed, detail));
+            report.push(Item::new(&id, "service", Status::Failed, detail));
         }
     }
     if let Some(timer) = timer {
@@ -468,19 +457,19 @@ fn services(
             let next = next_run(&now);
             let detail = [done, next].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
             let status = if touched { Status::Changed } else { Status::Ok };
-            with_program(timer, item(&timer.id.0, "timer", status, detail), &ctx.home)
+            with_program(timer, Item::new(&timer.id.0, "timer", status, detail), &ctx.home)
         } else {
             let mut detail = format!("{timer_unit} is not running: {}", now.describe());
             if !failures.is_empty() {
                 detail.push_str(&format!("; {}", failures.join("; ")));
             }
             detail.push_str(&format!("; see systemctl --user status {timer_unit}"));
-            with_program(timer, item(&timer.id.0, "timer", Status::Failed, detail), &ctx.home)
+            with_program(timer, Item::new(&timer.id.0, "timer", Status::Failed, detail), &ctx.home)
         };
         report.push(timer_item);
     }
     if let Err(e) = state.save(&ctx.state) {
-        report.push(item("service:state", "service", Status::Failed, e.to_string()));
+        report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
     }
 }
 
@@ -510,7 +499,7 @@ fn timer_left_item(timer: &BackupTimer, now: &UnitState, broken: &[String]) -> I
         format!("{} is not installed", backup_timer::timer_unit())
     };
     let why = if broken.is_empty() { String::new() } else { format!(": see {}", broken.join(", ")) };
-    item(&timer.id.0, "timer", Status::Skipped, format!("{left}, its units could not be put in place{why}"))
+    Item::new(&timer.id.0, "timer", Status::Skipped, format!("{left}, its units could not be put in place{why}"))
 }
 
 /// The timer's item under `--check`: what a run would do.
@@ -526,11 +515,11 @@ fn timer_check_item(
     }
     let unit = backup_timer::timer_unit();
     let it = if due.contains(&timer.id.0) {
-        item(&timer.id.0, "timer", Status::WouldChange, "would restart: its unit changed".to_owned())
+        Item::new(&timer.id.0, "timer", Status::WouldChange, "would restart: its unit changed".to_owned())
     } else if !now.is_active() || !now.is_enabled() {
-        item(&timer.id.0, "timer", Status::WouldChange, format!("would enable and start {unit}"))
+        Item::new(&timer.id.0, "timer", Status::WouldChange, format!("would enable and start {unit}"))
     } else {
-        item(&timer.id.0, "timer", Status::Ok, next_run(now))
+        Item::new(&timer.id.0, "timer", Status::Ok, next_run(now))
     };
     with_program(timer, it, home)
 }
@@ -541,21 +530,16 @@ fn nginx_sites(sites: &NginxSites, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str)
     let mut due = Vec::new();
     let mut items = Vec::new();
     for site in &chosen {
-        let base = Item {
-            id: site.id.0.clone(),
-            kind: "nginx-site".to_owned(),
-            status: Status::Ok,
-            path: Some(site.available.clone()),
-            detail: String::new(),
-            diff: None,
+        let site_item = |status, detail: String| {
+            Item::new(site.id.0.clone(), "nginx-site", status, detail).at(site.available.clone())
         };
         match sites.observe(site) {
-            Ok(Observed::InSync | Observed::Note(_)) => items.push(base),
+            Ok(Observed::InSync | Observed::Note(_)) => items.push(site_item(Status::Ok, String::new())),
             Ok(Observed::Differs(d)) => {
                 due.push(*site);
-                items.push(Item { status: Status::WouldChange, detail: d.summary, diff: d.diff, ..base });
+                items.push(site_item(Status::WouldChange, d.summary).with_diff(d.diff));
             }
-            Err(e) => items.push(Item { status: Status::Failed, detail: format!("cannot observe: {e}"), ..base }),
+            Err(e) => items.push(site_item(Status::Failed, format!("cannot observe: {e}"))),
         }
     }
     if !check && !due.is_empty() {

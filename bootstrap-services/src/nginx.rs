@@ -162,7 +162,7 @@ fn write_live(path: &Path, content: &[u8]) -> Result<(), EngineError> {
     match fsx::write_atomic(path, content, Some(0o644)) {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !common::sys::is_root() => {
             let tmp = tempfile::NamedTempFile::new().map_err(EngineError::io("write", path))?;
-            fs::write(tmp.path(), content).map_err(EngineError::io("write", tmp.path()))?;
+            fsx::write_atomic(tmp.path(), content, None).map_err(EngineError::io("write", tmp.path()))?;
             Cmd::new("install")
                 .args(["-m", "0644"])
                 .arg(tmp.path().display().to_string())
@@ -216,7 +216,7 @@ fn copy_tree(from: &Path, to: &Path, live: &Path, staged: &Path) -> Result<(), E
                 Ok(text) => text.replace(&live_text, &staged_text).into_bytes(),
                 Err(e) => e.into_bytes(),
             };
-            fs::write(&dest, content).map_err(EngineError::io("stage", &dest))?;
+            fsx::write_atomic(&dest, &content, None).map_err(EngineError::io("stage", &dest))?;
         }
     }
     Ok(())

@@ -6,6 +6,8 @@
 //! before it could); a schedule systemd cannot read fails with its place in the
 //! manifest and leaves the installed timer alone.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,8 @@
 //! live configuration untouched, a restart that survives a crash, env files that name
 //! what is missing and never show a value.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -113,14 +113,8 @@ impl Run {
             if let Some(evidence) = &finding.evidence {
                 detail.push_str(&format!("; {}: {:?}", evidence.label, evidence.text));
             }
-            report.push(Item {
-                id: c.id.clone(),
-                kind: c.kind.to_owned(),
-                status: if finding.ok { Status::Ok } else { Status::Failed },
-                path: c.path().map(Path::to_path_buf),
-                detail,
-                diff: None,
-            });
+            let status = if finding.ok { Status::Ok } else { Status::Failed };
+            report.push(Item::new(c.id.clone(), c.kind, status, detail).at_maybe(c.path().map(Path::to_path_buf)));
         }
         report
     }

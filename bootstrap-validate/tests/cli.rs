@@ -2,6 +2,8 @@
 //! wrong command line), `--timeout` for checks that set none, `--junit` written or a
 //! clear failure, and a host without a user manager told so instead of hanging.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};

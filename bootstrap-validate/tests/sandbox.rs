@@ -6,6 +6,8 @@
 //! stopped, a route nginx cannot serve, a command with the wrong output, a hanging
 //! command, a missing file. The JUnit file passes a JUnit schema.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

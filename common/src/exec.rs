@@ -220,6 +220,7 @@ impl Cmd {
         if which::which(program).is_err() && !Path::new(program).is_file() {
             return Err(ExecError::NotFound { program: program.clone() });
         }
+        #[allow(clippy::disallowed_methods, reason = "the one door for spawning processes")]
         let mut command = Command::new(program);
         command
             .args(&argv[1..])

@@ -8,8 +8,20 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::report::{Report, Status, tilde};
+use crate::report::{Item, Report, Status, tilde};
 use crate::secret::redact;
+
+/// Standard output: the one door to it (clippy keeps every other module away).
+#[allow(clippy::disallowed_methods, reason = "the one module that prints")]
+fn stdout() -> std::io::Stdout {
+    std::io::stdout()
+}
+
+/// Standard error: the one door to it (clippy keeps every other module away).
+#[allow(clippy::disallowed_methods, reason = "the one module that prints")]
+fn stderr() -> std::io::Stderr {
+    std::io::stderr()
+}
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +44,7 @@ pub fn colour_allowed(is_terminal: bool) -> bool {
 
 /// Whether stdout may be coloured.
 pub fn stdout_colour() -> bool {
-    colour_allowed(std::io::stdout().is_terminal())
+    colour_allowed(stdout().is_terminal())
 }
 
 /// Paint `text` with an ANSI colour (an SGR code such as "31") when `colour`.
@@ -51,6 +63,36 @@ pub fn status_colour(status: Status) -> &'static str {
     }
 }
 
+/// Appends one item for people to `out`: its status word, id, path (`~` for HOME; left
+/// out when the id already ends with it, as in `unclassified:~/scratch`) and detail on
+/// one line, then its diff indented. Not redacted: the caller redacts the whole text.
+pub fn render_item(item: &Item, home: &Path, colour: bool, out: &mut String) {
+    let status = paint(&format!("{:<12}", item.status.as_str()), status_colour(item.status), colour);
+    let mut line = format!("{status} {}", item.id);
+    if let Some(path) = &item.path {
+        let shown = tilde(path, home);
+        if !item.id.ends_with(&shown) {
+            line.push_str(&format!("  {shown}"));
+        }
+    }
+    if !item.detail.is_empty() {
+        line.push_str(&format!("  ({})", item.detail));
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    if let Some(diff) = &item.diff {
+        for diff_line in diff.lines() {
+            let code = match diff_line.chars().next() {
+                Some('+') => "32",
+                Some('-') => "31",
+                Some('@') => "36",
+                _ => "0",
+            };
+            out.push_str(&format!("    {}\n", paint(diff_line, code, colour)));
+        }
+    }
+}
+
 /// Renders a report for people: one line per item, diffs indented, a recap.
 pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: bool) -> String {
     let mut out = String::new();
@@ -58,27 +100,7 @@ pub fn render_human(report: &Report, home: &Path, verbosity: Verbosity, colour: 
         if verbosity == Verbosity::Quiet && item.status == Status::Ok {
             continue;
         }
-        let status = paint(&format!("{:<12}", item.status.as_str()), status_colour(item.status), colour);
-        let mut line = format!("{status} {}", item.id);
-        if let Some(path) = &item.path {
-            line.push_str(&format!("  {}", tilde(path, home)));
-        }
-        if !item.detail.is_empty() {
-            line.push_str(&format!("  ({})", item.detail));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-        if let Some(diff) = &item.diff {
-            for diff_line in diff.lines() {
-                let code = match diff_line.chars().next() {
-                    Some('+') => "32",
-                    Some('-') => "31",
-                    Some('@') => "36",
-                    _ => "0",
-                };
-                out.push_str(&format!("    {}\n", paint(diff_line, code, colour)));
-            }
-        }
+        render_item(item, home, colour, &mut out);
     }
     let s = &report.summary;
     let mut recap = format!("{}: ok={} changed={} failed={}", report.step, s.ok, s.changed, s.failed);
@@ -127,15 +149,15 @@ pub fn print_report(report: &Report, home: &Path, json: bool, verbosity: Verbosi
     } else {
         render_human(report, home, verbosity, stdout_colour())
     };
-    let mut stdout = std::io::stdout().lock();
+    let mut out = stdout().lock();
     // A closed stdout (`| head`) is not an error worth a panic.
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// A spinner on stderr for a long command, drawn only on a terminal and never when quiet.
 pub fn spinner(message: &str, verbosity: Verbosity) -> ProgressBar {
-    let visible = verbosity != Verbosity::Quiet && colour_allowed(std::io::stderr().is_terminal());
+    let visible = verbosity != Verbosity::Quiet && colour_allowed(stderr().is_terminal());
     if !visible {
         return ProgressBar::hidden();
     }
@@ -150,22 +172,22 @@ pub fn spinner(message: &str, verbosity: Verbosity) -> ProgressBar {
 
 /// Prints text a caller rendered (a report in its own layout) on stdout, redacted.
 pub fn print_text(text: &str) {
-    let mut stdout = std::io::stdout().lock();
+    let mut out = stdout().lock();
     // A closed stdout (`| head`) is not an error worth a panic.
-    let _ = stdout.write_all(redact(text).as_bytes());
-    let _ = stdout.flush();
+    let _ = out.write_all(redact(text).as_bytes());
+    let _ = out.flush();
 }
 
 /// A message for the user on stderr.
 pub fn note(message: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{}", redact(message));
+    let _ = writeln!(stderr().lock(), "{}", redact(message));
 }
 
 /// An error on stderr, prefixed with the program's name.
 pub fn error(program: &str, message: &str) {
-    let colour = colour_allowed(std::io::stderr().is_terminal());
+    let colour = colour_allowed(stderr().is_terminal());
     let label = paint("error", "31;1", colour);
-    let _ = writeln!(std::io::stderr().lock(), "{program}: {label}: {}", redact(message));
+    let _ = writeln!(stderr().lock(), "{program}: {label}: {}", redact(message));
 }
 
 /// A progress bar on stderr, drawn only on a terminal and never when quiet.
@@ -180,7 +202,7 @@ pub fn progress_fraction(label: &str, verbosity: Verbosity) -> ProgressBar {
 }
 
 fn bar(len: Option<u64>, label: &str, template: &str, verbosity: Verbosity) -> ProgressBar {
-    let visible = verbosity != Verbosity::Quiet && colour_allowed(std::io::stderr().is_terminal());
+    let visible = verbosity != Verbosity::Quiet && colour_allowed(stderr().is_terminal());
     if !visible {
         return ProgressBar::hidden();
     }
@@ -191,4 +213,36 @@ fn bar(len: Option<u64>, label: &str, template: &str, verbosity: Verbosity) -> P
     bar.set_prefix(label.to_owned());
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn an_item_is_one_line_then_its_diff_indented() {
+        let home = Path::new("/home/u");
+        let item = Item::new("file:motd", "file", Status::WouldChange, "content differs")
+            .at("/home/u/motd")
+            .with_diff(Some("-old\n+new\n".to_owned()));
+        let mut out = String::new();
+        render_item(&item, home, false, &mut out);
+        assert_eq!(out, "would change file:motd  ~/motd  (content differs)\n    -old\n    +new\n");
+    }
+
+    #[test]
+    fn an_id_that_ends_with_its_path_does_not_repeat_it() {
+        let home = Path::new("/home/u");
+        let mut out = String::new();
+        render_item(
+            &Item::new("unclassified:~/scratch", "folder", Status::Drift, "").at("/home/u/scratch"),
+            home,
+            false,
+            &mut out,
+        );
+        render_item(&Item::new("dir:scratch", "folder", Status::Ok, "").at("/home/u/scratch"), home, false, &mut out);
+        assert_eq!(out, "drift        unclassified:~/scratch\nok           dir:scratch  ~/scratch\n");
+    }
 }

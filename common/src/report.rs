@@ -54,6 +54,28 @@ pub struct Item {
     pub diff: Option<String>,
 }
 
+impl Item {
+    /// An item with no path and no diff: `Item::new("dir:logs", "folder", Status::Ok, "")`.
+    pub fn new(id: impl Into<String>, kind: impl Into<String>, status: Status, detail: impl Into<String>) -> Item {
+        Item { id: id.into(), kind: kind.into(), status, path: None, detail: detail.into(), diff: None }
+    }
+
+    /// The same item about `path`.
+    pub fn at(self, path: impl Into<PathBuf>) -> Item {
+        Item { path: Some(path.into()), ..self }
+    }
+
+    /// The same item about `path`, when there is one.
+    pub fn at_maybe(self, path: Option<PathBuf>) -> Item {
+        Item { path, ..self }
+    }
+
+    /// The same item with `diff`, when there is one.
+    pub fn with_diff(self, diff: Option<String>) -> Item {
+        Item { diff, ..self }
+    }
+}
+
 /// Counts per status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {

@@ -16,6 +16,12 @@
 //! With `--pid --fork --kill-child` every process of the sandbox dies when the program
 //! inside exits, and the mounts vanish with the namespace.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test harness behind the `sandbox` feature, never in a product binary: it spawns unshare, \
+              systemd --user and nginx directly, and writes its throwaway files plainly"
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

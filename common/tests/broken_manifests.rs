@@ -2,6 +2,8 @@
 //! user understands, snapshotted in `tests/snapshots/`. Plus: no input makes the loader
 //! panic.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::error::Error;
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};

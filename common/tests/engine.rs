@@ -2,6 +2,8 @@
 //! all ok, `--check` shows the diff and changes nothing, replaced files are kept, a
 //! resource that does not converge is a failure.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

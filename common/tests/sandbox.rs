@@ -2,6 +2,7 @@
 //! `systemd --user` and a private nginx on a private loopback.
 
 #![cfg(feature = "sandbox")]
+#![allow(clippy::disallowed_methods)]
 
 use std::process::Command;
 

@@ -4,6 +4,8 @@
 //! benchmark measures the observe path and the scans (a host without a manager gets
 //! skipped systemd items, as it would without one), whole and piece by piece.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

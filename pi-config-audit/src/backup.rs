@@ -83,13 +83,8 @@ pub fn backup_items(manifest: &Manifest, ctx: &Ctx, source: &dyn BackupStatus) -
 /// manager cannot be asked.
 pub fn schedule_item(units: Result<Vec<UnitState>, String>) -> Item {
     let [service_name, timer_name] = [format!("{BACKUP_UNIT}.service"), format!("{BACKUP_UNIT}.timer")];
-    let it = |status, path: Option<&str>, detail: String| Item {
-        id: SCHEDULE_ID.into(),
-        kind: "schedule".into(),
-        status,
-        path: path.filter(|p| !p.is_empty()).map(Into::into),
-        detail,
-        diff: None,
+    let it = |status, path: Option<&str>, detail: String| {
+        Item::new(SCHEDULE_ID, "schedule", status, detail).at_maybe(path.filter(|p| !p.is_empty()).map(Into::into))
     };
     let units = match units {
         Ok(units) => units,

@@ -188,14 +188,7 @@ fn crashed(step: &str) -> Report {
 
 fn failed(step: &str, detail: String) -> Report {
     let mut report = Report::new(step, true);
-    report.push(Item {
-        id: format!("{step}:observe"),
-        kind: "step".to_owned(),
-        status: Status::Failed,
-        path: None,
-        detail,
-        diff: None,
-    });
+    report.push(Item::new(format!("{step}:observe"), "step", Status::Failed, detail));
     report
 }
 

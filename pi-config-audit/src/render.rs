@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use common::output::Verbosity;
-use common::output::{paint, status_colour};
-use common::report::{Item, Status, Summary, tilde};
+use common::output::{Verbosity, paint, render_item};
+use common::report::{Item, Status, Summary};
 use common::secret::redact;
 use serde::Serialize;
 
@@ -33,34 +32,6 @@ fn counts(s: &Summary) -> String {
     out.join(" ")
 }
 
-fn item_line(item: &Item, home: &Path, colour: bool, out: &mut String) {
-    let status = paint(&format!("{:<12}", item.status.as_str()), status_colour(item.status), colour);
-    let mut line = format!("{status} {}", item.id);
-    if let Some(path) = &item.path {
-        let shown = tilde(path, home);
-        // An id that already is the path (`unclassified:~/scratch`) does not repeat it.
-        if !item.id.ends_with(&shown) {
-            line.push_str(&format!("  {shown}"));
-        }
-    }
-    if !item.detail.is_empty() {
-        line.push_str(&format!("  ({})", item.detail));
-    }
-    out.push_str(line.trim_end());
-    out.push('\n');
-    if let Some(diff) = &item.diff {
-        for diff_line in diff.lines() {
-            let code = match diff_line.chars().next() {
-                Some('+') => "32",
-                Some('-') => "31",
-                Some('@') => "36",
-                _ => "0",
-            };
-            out.push_str(&format!("    {}\n", paint(diff_line, code, colour)));
-        }
-    }
-}
-
 /// The report for people: a heading per category that has something to show, its
 /// items (only what is not ok with `-q`), a recap per category, the total.
 pub fn render_human(audit: &Audit, home: &Path, verbosity: Verbosity, colour: bool) -> String {
@@ -78,7 +49,7 @@ pub fn render_human(audit: &Audit, home: &Path, verbosity: Verbosity, colour: bo
             out.push_str(&paint(&format!("== {}: {}", category.name(), category.title()), "1", colour));
             out.push('\n');
             for item in shown {
-                item_line(item, home, colour, &mut out);
+                render_item(item, home, colour, &mut out);
             }
         }
         if verbosity != Verbosity::Quiet || s.ok != items.len() {

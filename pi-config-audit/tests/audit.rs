@@ -4,6 +4,8 @@
 //! drift it names, secrets never printed, nothing changed on disk, and snapshots of
 //! both outputs.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::fs;

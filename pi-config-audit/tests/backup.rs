@@ -4,6 +4,8 @@
 //! from the state file) and the last scheduled run (`data:schedule`, from the units'
 //! state) are items of the backup category when the manifest declares them.
 
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::path::Path;
@@ -22,14 +24,7 @@ struct Stale;
 impl BackupStatus for Stale {
     fn status(&self, _: &Manifest, _: &Ctx) -> Report {
         let mut report = Report::new("bootstrap-data", true);
-        let item = |id: &str, status, detail: &str| Item {
-            id: id.to_owned(),
-            kind: "backup".to_owned(),
-            status,
-            path: None,
-            detail: detail.to_owned(),
-            diff: None,
-        };
+        let item = |id: &str, status, detail: &str| Item::new(id, "backup", status, detail);
         report.push(item("data:repository", Status::Ok, "3 snapshots"));
         report.push(item("data:path:data", Status::Ok, "newest snapshot 2h ago"));
         report.push(item("data:path:work", Status::WouldChange, "newest snapshot 3 days ago, older than 26h"));
@@ -121,14 +116,7 @@ struct FailedRun;
 impl BackupStatus for FailedRun {
     fn status(&self, _: &Manifest, _: &Ctx) -> Report {
         let mut report = Report::new("bootstrap-data", true);
-        report.push(Item {
-            id: "data:repository".into(),
-            kind: "repository".into(),
-            status: Status::Ok,
-            path: None,
-            detail: "1 snapshot".into(),
-            diff: None,
-        });
+        report.push(Item::new("data:repository", "repository", Status::Ok, "1 snapshot"));
         report
     }
 

@@ -33,7 +33,7 @@ pub struct DocsArgs {
 /// Loads the manifest as written, without a real HOME or environment, so the documents
 /// are the same whoever renders them.
 fn load(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = fs_err::read_to_string(path)?;
     Ok(common::manifest::load_str(path, &text, Path::new("/home/USER"), &|_| None)?)
 }
 
@@ -58,8 +58,8 @@ pub fn run(root: &Path, args: &DocsArgs) -> Result<()> {
                 stale.push(path.display().to_string());
             }
         } else {
-            std::fs::create_dir_all(&out)?;
-            std::fs::write(&path, text)?;
+            fs_err::create_dir_all(&out)?;
+            fs_err::write(&path, text)?;
             println!("wrote {}", path.display());
         }
     }

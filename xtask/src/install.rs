@@ -1,13 +1,15 @@
 //! `cargo xtask install`: builds the step binaries (the profile `cargo xtask restore`
-//! uses, see [`restore::build`]) and copies every step binary and `pi-config-audit`
-//! into `~/.local/lib/pi-bootstrap/bin/` (`common::install::bin_dir`, HOME from the
+//! uses, see [`restore::build`]) and copies every step binary, `pi-config-audit` and
+//! `pi-bootstrap-restore` (which runs the steps beside it) into
+//! `~/.local/lib/pi-bootstrap/bin/` (`common::install::bin_dir`, HOME from the
 //! environment), where a `cargo clean` does not reach them and the backup timer runs
 //! them from. Each copy is atomic (a temp file in the same folder, mode 0755, then a
 //! rename, so a running binary is never half-written); a binary whose bytes are there
 //! already is left alone.
 
-use std::fs;
 use std::path::{Path, PathBuf};
+
+use fs_err as fs;
 
 use common::fsx;
 use common::report::tilde;
@@ -18,9 +20,9 @@ use crate::restore::{self, STEPS};
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
-/// The binaries that are installed: every step, then the audit.
+/// The binaries that are installed: every step, the audit, and the restore chain.
 pub fn binaries() -> Vec<&'static str> {
-    STEPS.iter().map(|s| s.bin).chain(["pi-config-audit"]).collect()
+    STEPS.iter().map(|s| s.bin).chain(["pi-config-audit", bootstrap_restore::NAME]).collect()
 }
 
 /// What happened to one binary.
@@ -49,16 +51,15 @@ pub fn install_binaries(from: &Path, home: &Path, check: bool) -> Result<(PathBu
     let mut built = Vec::new();
     for name in binaries() {
         let source = from.join(name);
-        let bytes = fs::read(&source).map_err(|e| {
-            format!("cannot read {} ({e}): build it first (cargo build --workspace --bins)", source.display())
-        })?;
+        // The error names the file already.
+        let bytes = fs::read(&source).map_err(|e| format!("{e}: build it first (cargo build --workspace --bins)"))?;
         built.push((name, bytes));
     }
     let mut done = Vec::new();
     for (name, bytes) in built {
         let target = dir.join(name);
-        let same =
-            fs::read(&target).is_ok_and(|now| now == bytes) && fsx::mode_of(&target)?.is_some_and(|m| m == 0o755);
+        let mode = fsx::mode_of(&target).map_err(|e| format!("cannot read the mode of {}: {e}", target.display()))?;
+        let same = fs::read(&target).is_ok_and(|now| now == bytes) && mode.is_some_and(|m| m == 0o755);
         if !same && !check {
             fsx::write_atomic(&target, &bytes, Some(0o755))
                 .map_err(|e| format!("cannot install {} ({e})", target.display()))?;
@@ -134,7 +135,7 @@ mod tests {
         let (bin, first) = install_binaries(&built, &home, false)?;
         assert_eq!(bin, home.join(".local/lib/pi-bootstrap/bin"));
         assert!(first.iter().all(|i| i.outcome == Outcome::Installed));
-        assert_eq!(first.len(), 6);
+        assert_eq!(first.len(), 7);
         for name in binaries() {
             assert_eq!(fsx::mode_of(&bin.join(name))?, Some(0o755), "{name}");
         }
@@ -147,11 +148,12 @@ mod tests {
         assert_eq!(installed, ["bootstrap-data"]);
         assert_eq!(fs::read_to_string(bin.join("bootstrap-data"))?, "#!/bin/sh\necho new\n");
         let leftovers = fs::read_dir(&bin)?.count();
-        assert_eq!(leftovers, 6, "no temp file is left behind");
+        assert_eq!(leftovers, 7, "no temp file is left behind");
 
         fs::remove_file(built.join("bootstrap-validate"))?;
         let err = install_binaries(&built, &home, false).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("bootstrap-validate") && err.contains("build it first"), "{err}");
+        assert!(err.contains(&built.join("bootstrap-validate").display().to_string()), "{err}");
+        assert!(err.contains("build it first"), "{err}");
         Ok(())
     }
 }

@@ -5,8 +5,9 @@
 //!   what `.ci/run` runs.
 //! - `install`: builds the step binaries and installs them into
 //!   `~/.local/lib/pi-bootstrap/bin`, where the backup timer runs them from.
-//! - `restore`: installs the step binaries, then runs them in the documented order,
-//!   resumable.
+//! - `restore`: installs the step binaries, then runs the installed
+//!   `pi-bootstrap-restore` (the steps in the documented order, resumable) with the
+//!   flags passed through, and exits with its code.
 //! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
@@ -14,6 +15,9 @@
 //! - `bench`: the criterion benchmarks, and no-op runs of every step on a restored host.
 //!
 //! `main` builds one `xshell::Shell` at the project root and hands it to each task.
+
+// A dev tool: it prints, as any command-line tool of the workspace does through xshell.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod docs;
 mod drill;
@@ -42,7 +46,7 @@ enum Task {
     Test,
     /// Build the step binaries and install them into ~/.local/lib/pi-bootstrap/bin.
     Install,
-    /// Install the step binaries, then run the restore steps in order on this host; stop at a failure; resume later.
+    /// Install the step binaries, then run pi-bootstrap-restore with these flags: the restore steps in order on this host; stop at a failure; resume later.
     Restore(restore::RestoreArgs),
     /// Rehearse a full restore of the example host in a throwaway sandbox.
     Drill(drill::DrillArgs),
@@ -104,13 +108,17 @@ fn main() -> ExitCode {
     let result = match args.task {
         Task::Test => run_tests(&sh),
         Task::Install => install::run(&sh, &root),
-        Task::Restore(restore_args) => restore::run(&sh, &root, &restore_args),
+        // pi-bootstrap-restore's exit code (0, 1, 2) is the task's.
+        Task::Restore(restore_args) => match restore::run(&sh, &root, &restore_args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
         Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),
         Task::Man(man_args) => manpages::run(&root, &man_args),
         Task::Bench => run_benches(&sh, &root),
-        Task::Schema => std::fs::write(schema_path(&root), schema_text()).map_err(Into::into),
+        Task::Schema => fs_err::write(schema_path(&root), schema_text()).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

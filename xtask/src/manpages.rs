@@ -25,6 +25,7 @@ fn commands() -> Vec<clap::Command> {
         bootstrap_data::Args::command(),
         bootstrap_validate::Args::command(),
         pi_config_audit::Args::command(),
+        bootstrap_restore::Args::command(),
     ]
 }
 
@@ -60,9 +61,9 @@ pub fn run(root: &Path, args: &ManArgs) -> Result<()> {
             }
         } else {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+                fs_err::create_dir_all(parent)?;
             }
-            std::fs::write(&path, content)?;
+            fs_err::write(&path, content)?;
         }
     }
     if stale.is_empty() {

@@ -16,7 +16,7 @@ pub fn origin(layout: &Layout) -> PathBuf {
 /// `~/.local` (npm's global prefix too, so nothing lands in /usr), `~/.local/bin`
 /// first on PATH; with a booted machine, its runtime folder too.
 pub fn user_env(sh: &Shell, layout: &Layout, machine: Option<&Machine>) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(layout.home())?;
+    fs_err::create_dir_all(layout.home())?;
     sh.set_var("HOME", layout.home());
     sh.set_var("NGINX_PREFIX", layout.nginx_prefix());
     sh.set_var("PI_BACKUP_REPO", layout.backup_repo());

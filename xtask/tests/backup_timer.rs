@@ -5,6 +5,8 @@
 //! second run of the step changes nothing, and a failing backup shows as a failed
 //! service and in the audit's `data:schedule`.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,7 +100,7 @@ backup:
     // The binaries go where the timer runs them from; a second install copies nothing.
     let out = xtask_install(&machine)?;
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("== install into ~/.local/lib/pi-bootstrap/bin: 6 installed, 0 unchanged"), "{said}");
+    assert!(said.contains("== install into ~/.local/lib/pi-bootstrap/bin: 7 installed, 0 unchanged"), "{said}");
     let bin = home.join(".local/lib/pi-bootstrap/bin");
     let names = [
         "bootstrap-prereqs",
@@ -107,6 +109,7 @@ backup:
         "bootstrap-data",
         "bootstrap-validate",
         "pi-config-audit",
+        "pi-bootstrap-restore",
     ];
     let mut installed = Vec::new();
     for name in names {

@@ -2,6 +2,8 @@
 //! temporary HOME with a cleaned environment: exit codes 0/1/2, `file:line:col` for a
 //! bad manifest, manifest discovery, `--check`, `--only`, `--json`, the lock.
 
+#![allow(clippy::disallowed_methods)]
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -16,6 +18,7 @@ const BINARIES: &[(&str, &[&str])] = &[
     ("bootstrap-data", &["status"]),
     ("bootstrap-validate", &[]),
     ("pi-config-audit", &[]),
+    ("pi-bootstrap-restore", &[]),
 ];
 
 fn root() -> PathBuf {

@@ -107,14 +107,8 @@ pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repo
         }
     }
     if let Err(e) = ledger.save(&ctx.state) {
-        report.push(Item {
-            id: "data:ledger".into(),
-            kind: "state".into(),
-            status: Status::Failed,
-            path: Some(ctx.state.file(durable::LEDGER_FILE)),
-            detail: format!("cannot write down what was settled: {e}"),
-            diff: None,
-        });
+        let detail = format!("cannot write down what was settled: {e}");
+        report.push(Item::new("data:ledger", "state", Status::Failed, detail).at(ctx.state.file(durable::LEDGER_FILE)));
     }
 
     // Start again what was stopped (and what an earlier restore left stopped), even

@@ -138,14 +138,12 @@ pub(super) fn look_up(
         for &i in needed {
             plans[i].decision = Decision::Failed("the manifest has no `backup` section".into());
         }
-        return failed(Item {
-            id: crate::REPOSITORY_ID.into(),
-            kind: "repository".into(),
-            status: Status::Failed,
-            path: None,
-            detail: "the manifest has no `backup` section".into(),
-            diff: None,
-        });
+        return failed(Item::new(
+            crate::REPOSITORY_ID,
+            "repository",
+            Status::Failed,
+            "the manifest has no `backup` section",
+        ));
     };
     let fail = |plans: &mut [Plan<'_>], why: String| {
         for &i in needed {

@@ -14,14 +14,7 @@ use crate::restic::Snapshot;
 use crate::{clock, item};
 
 pub(super) fn ledger_item(note: &str) -> Item {
-    Item {
-        id: "data:ledger".into(),
-        kind: "state".into(),
-        status: Status::Ok,
-        path: None,
-        detail: note.to_owned(),
-        diff: None,
-    }
+    Item::new("data:ledger", "state", Status::Ok, note)
 }
 
 pub(super) fn of_snapshot(snapshot: &Snapshot) -> String {
@@ -93,14 +86,8 @@ pub(super) fn would(plan: &Plan<'_>, plans: &[Plan<'_>], snapshots: &[Snapshot],
 }
 
 pub(super) fn pending_item(status: Status, units: &[String], detail: &str) -> Item {
-    Item {
-        id: "data:stopped-services".into(),
-        kind: "services".into(),
-        status,
-        path: None,
-        detail: format!("{} stopped by an earlier restore that did not finish: {detail}", units.join(", ")),
-        diff: None,
-    }
+    let detail = format!("{} stopped by an earlier restore that did not finish: {detail}", units.join(", "));
+    Item::new("data:stopped-services", "services", status, detail)
 }
 
 pub(super) fn pending_started(pending: &[String], started: Result<(), String>) -> Item {

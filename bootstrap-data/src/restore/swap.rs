@@ -219,6 +219,7 @@ fn make_removable(dir: &Path) {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their fixtures plainly")]
 mod tests {
     use super::*;
 

@@ -167,13 +167,10 @@ pub fn run(step: &str, resources: &[&dyn Resource], ctx: &Ctx, options: &RunOpti
 
 /// The item for one resource: observe, apply, observe again.
 pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
-    let item = |status, detail: String, diff| Item {
-        id: resource.id().to_string(),
-        kind: resource.kind().to_owned(),
-        status,
-        path: resource.path().map(Path::to_path_buf),
-        detail,
-        diff,
+    let item = |status, detail: String, diff| {
+        Item::new(resource.id().to_string(), resource.kind(), status, detail)
+            .at_maybe(resource.path().map(Path::to_path_buf))
+            .with_diff(diff)
     };
     let difference = match resource.observe(ctx) {
         Ok(Observed::InSync) => return item(Status::Ok, String::new(), None),

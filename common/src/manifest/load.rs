@@ -86,9 +86,12 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Parses YAML text into `T`: the one door for YAML in the workspace. Unknown keys,
-/// wrong types and syntax errors come back as a [`Problem`] with the position, the key
-/// path and what was expected, in words for the person editing the file.
+/// Parses YAML text into `T`: the one door for YAML in the workspace (clippy denies the
+/// parser's entry points everywhere else). Unknown keys, wrong types and syntax errors
+/// come back as a [`Problem`] with the position, the key path and what was expected, in
+/// words for the person editing the file. The positions of the manifest's nodes
+/// (`tree.rs`) are read through here too, as plain YAML.
+#[allow(clippy::disallowed_methods, reason = "the one door for YAML")]
 pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
     let mut key = String::new();
     let options = serde_saphyr::options! { with_snippet: false };

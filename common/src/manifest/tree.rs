@@ -1,6 +1,8 @@
 //! Where every node of a manifest is, by key path, and what it holds: read again from
-//! the text as plain YAML (no manifest types), so messages can point at the exact value
-//! and say what was found there.
+//! the text as plain YAML (no manifest types), through the one YAML door
+//! ([`parse_yaml`]), so messages can point at the exact value and say what was found
+//! there. serde-saphyr has no value tree to deserialize the manifest from, so this is
+//! a second parse, made only when a message needs a position.
 
 use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
@@ -9,6 +11,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use super::load::parse_yaml;
 use super::types::Pos;
 
 /// One node: where it starts and a short description of it for messages.
@@ -29,8 +32,11 @@ pub(crate) struct Tree {
 impl Tree {
     pub fn parse(text: &str) -> Tree {
         let mut tree = Tree::default();
+        // `parse_yaml` explains its errors with a tree: when reading the tree itself
+        // fails, that explanation gets an empty one instead of reading it again.
+        let Some(_reading) = Reading::start() else { return tree };
         DEPTH.with(|depth| depth.set(0));
-        if let Ok(root) = serde_saphyr::from_str::<Spanned<Node>>(text) {
+        if let Ok(root) = parse_yaml::<Spanned<Node>>(text) {
             tree.add(String::new(), &root);
         }
         tree
@@ -177,6 +183,22 @@ const MAX_DEPTH: usize = 24;
 
 thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static READING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A tree being read on this thread; `None` when one already is.
+struct Reading;
+
+impl Reading {
+    fn start() -> Option<Reading> {
+        (!READING.with(|reading| reading.replace(true))).then_some(Reading)
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        READING.with(|reading| reading.set(false));
+    }
 }
 
 impl<'de> Deserialize<'de> for Node {

@@ -17,7 +17,7 @@ use common::report::{Item, Status};
 
 /// An item of a scan.
 pub fn item(id: String, kind: &str, status: Status, path: Option<PathBuf>, detail: String) -> Item {
-    Item { id, kind: kind.to_owned(), status, path, detail, diff: None }
+    Item::new(id, kind, status, detail).at_maybe(path)
 }
 
 /// What is at `path`, in one word, without following a symlink.

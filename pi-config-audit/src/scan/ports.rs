@@ -64,6 +64,7 @@ pub fn scan_ports(ports: &[(String, u16)], proc_net: &Path) -> Vec<Item> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their fixtures plainly")]
 mod tests {
     use super::*;
 

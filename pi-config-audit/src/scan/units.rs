@@ -218,6 +218,7 @@ pub fn env_files_read<'m>(declared: &Declared, manager: &'m Manager) -> Vec<(&'m
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "tests make their fixtures plainly")]
 mod tests {
     use super::*;
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the audit's integration tests: a listing of a whole tree (to prove
 //! the audit changes nothing), git with a fixed identity, the unit and site fixtures.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::fs;

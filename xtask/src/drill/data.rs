@@ -55,7 +55,7 @@ fn walk(path: &Path, home: &Path, taken: &dyn Fn(&Path) -> bool, print: &mut Dat
         if taken(path) {
             print.insert(rel, format!("folder {mode:04o}"));
         }
-        let mut children: Vec<PathBuf> = std::fs::read_dir(path)?.flatten().map(|e| e.path()).collect();
+        let mut children: Vec<PathBuf> = fs_err::read_dir(path)?.flatten().map(|e| e.path()).collect();
         children.sort();
         for child in children {
             walk(&child, home, taken, print)?;
@@ -66,9 +66,9 @@ fn walk(path: &Path, home: &Path, taken: &dyn Fn(&Path) -> bool, print: &mut Dat
         return Ok(());
     }
     let entry = if meta.file_type().is_symlink() {
-        format!("link -> {}", std::fs::read_link(path)?.display())
+        format!("link -> {}", fs_err::read_link(path)?.display())
     } else {
-        let mut bytes = std::fs::read(path)?;
+        let mut bytes = fs_err::read(path)?;
         let sqlite = bytes.len() >= 100 && bytes.starts_with(b"SQLite format 3\0");
         if sqlite {
             // An online copy (`capture: sqlite`) is the database page for page, but for
@@ -158,16 +158,16 @@ pub fn live_on_the_old_host(sh: &Shell, home: &Path) -> Result<()> {
     for (rel, content) in files {
         let path = home.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            fs_err::create_dir_all(parent)?;
         }
-        std::fs::write(&path, content)?;
+        fs_err::write(&path, content)?;
     }
     common::fsx::set_mode(&home.join(".pi/agent/auth.json"), 0o600)?;
     // The user's own lines, below the managed blocks, as people add them.
     let bashrc = home.join(".bashrc");
     let mut text = std::fs::read_to_string(&bashrc).unwrap_or_default();
     text.push_str("\n# mine\nalias ll='ls -la'\nexport EDITOR=vim\n");
-    std::fs::write(&bashrc, text)?;
+    fs_err::write(&bashrc, text)?;
     let salts = home.join(".config/copyparty");
     wait_until("copyparty writing its salts", Duration::from_secs(30), &mut || {
         std::fs::read_dir(&salts).is_ok_and(|mut d| d.next().is_some())
@@ -177,7 +177,7 @@ pub fn live_on_the_old_host(sh: &Shell, home: &Path) -> Result<()> {
 
 /// A fresh account, as `useradd -m` makes it: the skeleton folder copied into HOME.
 pub fn fresh_account(sh: &Shell, home: &Path) -> Result<()> {
-    std::fs::create_dir_all(home)?;
+    fs_err::create_dir_all(home)?;
     let skel = durable::provenance::skeleton_folder();
     if skel.is_dir() {
         cmd!(sh, "cp -a {skel}/. {home}").run()?;

@@ -285,7 +285,7 @@ fn succeeds(cmd: xshell::Cmd<'_>) -> bool {
 
 /// Makes the sandbox's pi-config remote: the fixture committed into a fresh repo.
 fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
-    std::fs::create_dir_all(origin)?;
+    fs_err::create_dir_all(origin)?;
     cmd!(sh, "cp -a {fixture}/. {origin}").run()?;
     let _dir = sh.push_dir(origin);
     let git =
@@ -298,7 +298,7 @@ fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
 
 fn record_time(sandbox: &Layout, host: Host, name: &str, took: Duration) -> Result<()> {
     use std::io::Write as _;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(sandbox.root.join(TIMES_FILE))?;
+    let mut file = fs_err::OpenOptions::new().create(true).append(true).open(sandbox.root.join(TIMES_FILE))?;
     let host = format!("{host:?}").to_lowercase();
     writeln!(file, "{host}\t{name}\t{:.3}", took.as_secs_f64())?;
     Ok(())
@@ -479,7 +479,7 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         )?;
         let manifest = data::load_manifest(&args.manifest, &home, &sandbox_vars(&sandbox))?;
         let print = data::fingerprint(&manifest, &home)?;
-        std::fs::write(sandbox.root.join(OLD_DATA_FILE), serde_json::to_vec_pretty(&print)?)?;
+        fs_err::write(sandbox.root.join(OLD_DATA_FILE), serde_json::to_vec_pretty(&print)?)?;
         println!("recorded {} entries of durable data (digests only)", print.len());
     }
     if args.phase == Phase::Offline && args.host == Host::New {
@@ -511,7 +511,7 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
 fn compare_with_the_old_host(sandbox: &Layout, args: &InsideArgs) -> Result<()> {
     println!("\n== the data is back, byte for byte: every backup-class path of the manifest");
     let home = sandbox.home();
-    let old: data::DataPrint = serde_json::from_slice(&std::fs::read(sandbox.root.join(OLD_DATA_FILE))?)?;
+    let old: data::DataPrint = serde_json::from_slice(&fs_err::read(sandbox.root.join(OLD_DATA_FILE))?)?;
     let manifest = data::load_manifest(&args.manifest, &home, &sandbox_vars(sandbox))?;
     let new = data::fingerprint(&manifest, &home)?;
     let paths = common::durable::data_paths(&manifest);
@@ -534,7 +534,7 @@ fn compare_with_the_old_host(sandbox: &Layout, args: &InsideArgs) -> Result<()> 
 /// (copyparty writes its pid and start time into `sessions.db`), for the record.
 fn rewritten_at_start(sandbox: &Layout, args: &InsideArgs) -> Result<()> {
     let home = sandbox.home();
-    let old: data::DataPrint = serde_json::from_slice(&std::fs::read(sandbox.root.join(OLD_DATA_FILE))?)?;
+    let old: data::DataPrint = serde_json::from_slice(&fs_err::read(sandbox.root.join(OLD_DATA_FILE))?)?;
     let manifest = data::load_manifest(&args.manifest, &home, &sandbox_vars(sandbox))?;
     let differences = data::differences(&old, &data::fingerprint(&manifest, &home)?);
     if differences.is_empty() {
