@@ -60,12 +60,11 @@ mod verify;
 
 use std::path::Path;
 
-use common::cli::CommonArgs;
 use common::engine::Ctx;
 use common::manifest::{Backup, Manifest};
 use common::output::Verbosity;
 use common::report::{Item, Status, tilde};
-use common::step::{Outcome, Step, StepError};
+use common::step::{Step, StepError};
 
 pub use backup::backup;
 pub use common::durable::{DataPath, Owner, data_paths, never_in_snapshot};
@@ -161,11 +160,7 @@ impl Action {
     }
 }
 
-impl AsRef<CommonArgs> for Args {
-    fn as_ref(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// The step, as its binary runs it (`common::step::main`).
 pub struct DataStep;
@@ -174,7 +169,7 @@ impl Step for DataStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(manifest: &Manifest, _: &Ctx, args: &Args) -> Result<Option<Vec<String>>, StepError> {
+    fn item_ids(manifest: &Manifest, _: &Ctx, args: &Args) -> common::step::Ids {
         let mut ids: Vec<String> = data_paths(manifest).into_iter().map(|p| p.id).collect();
         match args.action {
             Action::Forget if !args.common.only.is_empty() => Err(StepError::Usage(
@@ -195,7 +190,7 @@ impl Step for DataStep {
         !args.common.check && !matches!(args.action, Action::Status | Action::Snapshots)
     }
 
-    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome, StepError> {
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
         let options = args.action.options(&args.common);
         let report = match args.action {
             Action::Backup { .. } => backup(manifest, ctx, &options)?,

@@ -29,11 +29,7 @@ pub struct Args {
 /// The default mode of a declared folder.
 pub const DEFAULT_DIR_MODE: u32 = 0o755;
 
-impl AsRef<common::cli::CommonArgs> for Args {
-    fn as_ref(&self) -> &common::cli::CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// The step, as its binary runs it (`common::step::main`).
 pub struct PiConfigStep;
@@ -42,19 +38,11 @@ impl common::step::Step for PiConfigStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(
-        manifest: &Manifest,
-        _: &common::engine::Ctx,
-        _: &Args,
-    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+    fn item_ids(manifest: &Manifest, _: &common::engine::Ctx, _: &Args) -> common::step::Ids {
         Ok(Some(plan(manifest).iter().map(|r| r.id().0.clone()).collect()))
     }
 
-    fn run(
-        manifest: &Manifest,
-        ctx: &common::engine::Ctx,
-        args: &Args,
-    ) -> Result<common::step::Outcome, common::step::StepError> {
+    fn run(manifest: &Manifest, ctx: &common::engine::Ctx, args: &Args) -> common::step::Ran {
         let resources = plan(manifest);
         let selected = common::engine::select(&resources, &args.common.only)?;
         Ok(common::engine::run(STEP, &selected, ctx, &args.common.run_options()).into())

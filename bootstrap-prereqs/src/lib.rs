@@ -32,11 +32,7 @@ pub struct Args {
     pub common: common::cli::CommonArgs,
 }
 
-impl AsRef<common::cli::CommonArgs> for Args {
-    fn as_ref(&self) -> &common::cli::CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// The step, as its binary runs it (`common::step::main`).
 pub struct PrereqsStep;
@@ -45,19 +41,11 @@ impl common::step::Step for PrereqsStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(
-        manifest: &Manifest,
-        _: &common::engine::Ctx,
-        _: &Args,
-    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+    fn item_ids(manifest: &Manifest, _: &common::engine::Ctx, _: &Args) -> common::step::Ids {
         Ok(Some(manifest.prereqs.iter().map(|p| ItemId::new("prereq", p.name.as_str()).0).collect()))
     }
 
-    fn run(
-        manifest: &Manifest,
-        _: &common::engine::Ctx,
-        args: &Args,
-    ) -> Result<common::step::Outcome, common::step::StepError> {
+    fn run(manifest: &Manifest, _: &common::engine::Ctx, args: &Args) -> common::step::Ran {
         let prereqs = select(manifest, &args.common.only)?;
         Ok(run(&prereqs, args.common.check, args.common.verbosity()).into())
     }

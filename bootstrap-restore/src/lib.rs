@@ -30,7 +30,7 @@ use clap::builder::PossibleValuesParser;
 use common::cli::CommonArgs;
 use common::engine::Ctx;
 use common::manifest::Manifest;
-use common::step::{Outcome, Step, StepError};
+use common::step::{Step, StepError};
 
 pub use chain::{StepRun, Verdict, verdict};
 pub use record::RECORD_FILE;
@@ -107,11 +107,7 @@ pub struct Args {
     pub bin_dir: Option<PathBuf>,
 }
 
-impl AsRef<CommonArgs> for Args {
-    fn as_ref(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// Why the chain could not run (the steps' own failures are in its report).
 #[derive(Debug, thiserror::Error)]
@@ -162,11 +158,11 @@ impl Step for RestoreChain {
     const NAME: &'static str = NAME;
     type Args = Args;
 
-    fn item_ids(_: &Manifest, _: &Ctx, args: &Args) -> Result<Option<Vec<String>>, StepError> {
+    fn item_ids(_: &Manifest, _: &Ctx, args: &Args) -> common::step::Ids {
         if args.common.only.is_empty() { Ok(Some(Vec::new())) } else { Err(ChainError::Only.into()) }
     }
 
-    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome, StepError> {
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
         chain::run(manifest, ctx, args)
     }
 }

@@ -30,12 +30,12 @@ pub mod waiting;
 use std::collections::{BTreeMap, BTreeSet};
 
 use backup_timer::{BackupTimer, GeneratedUnit};
-use common::cli::CommonArgs;
+
 use common::durable::Ledger;
 use common::engine::{self, Ctx, Observed, Resource, RunOptions};
 use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
-use common::step::{Outcome, Step, StepError};
+use common::step::{Step, StepError};
 use common::systemd::{self, UnitState};
 use decide::{Actions, Facts, Plan, UnitNow};
 use waiting::{Awaiting, Wait};
@@ -93,20 +93,16 @@ impl Step for ServicesStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(manifest: &Manifest, ctx: &Ctx, _: &Args) -> Result<Option<Vec<String>>, StepError> {
+    fn item_ids(manifest: &Manifest, ctx: &Ctx, _: &Args) -> common::step::Ids {
         Ok(Some(item_ids(manifest, ctx)))
     }
 
-    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome, StepError> {
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
         Ok(run(manifest, ctx, &args.common.run_options())?.into())
     }
 }
 
-impl AsRef<CommonArgs> for Args {
-    fn as_ref(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// Runs the step (or only observes it, with `options.check`). Without `check`, the
 /// caller holds the run lock and has noted the first sight of the data paths

@@ -51,11 +51,7 @@ pub struct Args {
     pub timeout: Duration,
 }
 
-impl AsRef<common::cli::CommonArgs> for Args {
-    fn as_ref(&self) -> &common::cli::CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// The step, as its binary runs it (`common::step::main`). It changes nothing: no lock.
 pub struct ValidateStep;
@@ -64,11 +60,7 @@ impl common::step::Step for ValidateStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(
-        manifest: &common::manifest::Manifest,
-        _: &common::engine::Ctx,
-        args: &Args,
-    ) -> Result<Option<Vec<String>>, common::step::StepError> {
+    fn item_ids(manifest: &common::manifest::Manifest, _: &common::engine::Ctx, args: &Args) -> common::step::Ids {
         Ok(Some(plan(manifest, args.timeout).into_iter().map(|c| c.id).collect()))
     }
 
@@ -76,11 +68,7 @@ impl common::step::Step for ValidateStep {
         false
     }
 
-    fn run(
-        manifest: &common::manifest::Manifest,
-        _: &common::engine::Ctx,
-        args: &Args,
-    ) -> Result<common::step::Outcome, common::step::StepError> {
+    fn run(manifest: &common::manifest::Manifest, _: &common::engine::Ctx, args: &Args) -> common::step::Ran {
         let checks = select(plan(manifest, args.timeout), &args.common.only)?;
         let run = run(checks, args.common.verbosity());
         let failure = args.junit.as_ref().and_then(|path| {

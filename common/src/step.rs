@@ -93,6 +93,24 @@ impl From<Report> for Outcome {
     }
 }
 
+/// What [`Step::item_ids`] gives.
+pub type Ids = Result<Option<Vec<String>>, StepError>;
+/// What [`Step::run`] gives.
+pub type Ran = Result<Outcome, StepError>;
+
+/// Implements `AsRef<CommonArgs>` for a step's `Args` that holds the shared flags in
+/// its field `common` (what [`Step::Args`] needs).
+#[macro_export]
+macro_rules! common_args {
+    ($args:ty) => {
+        impl ::core::convert::AsRef<$crate::cli::CommonArgs> for $args {
+            fn as_ref(&self) -> &$crate::cli::CommonArgs {
+                &self.common
+            }
+        }
+    };
+}
+
 /// One step of pi-bootstrap.
 pub trait Step {
     /// Its name in reports, and its binary's name.
@@ -103,7 +121,7 @@ pub trait Step {
     /// The ids `--only` may name in this invocation (`None`: only known once the step
     /// ran, and it checks `--only` itself, as the audit does); an error when `--only`
     /// does not apply to it at all.
-    fn item_ids(manifest: &Manifest, ctx: &Ctx, args: &Self::Args) -> Result<Option<Vec<String>>, StepError>;
+    fn item_ids(manifest: &Manifest, ctx: &Ctx, args: &Self::Args) -> Ids;
 
     /// Whether this invocation may change the host: then [`main`] holds the run lock
     /// around [`Step::run`] and notes the first sight of the data paths before it.
@@ -112,7 +130,7 @@ pub trait Step {
     }
 
     /// Runs the step.
-    fn run(manifest: &Manifest, ctx: &Ctx, args: &Self::Args) -> Result<Outcome, StepError>;
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Self::Args) -> Ran;
 }
 
 /// The whole life of a step binary (see the module's documentation).

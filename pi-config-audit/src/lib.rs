@@ -48,11 +48,7 @@ pub struct Args {
     pub common: common::cli::CommonArgs,
 }
 
-impl AsRef<common::cli::CommonArgs> for Args {
-    fn as_ref(&self) -> &common::cli::CommonArgs {
-        &self.common
-    }
-}
+common::common_args!(Args);
 
 /// The audit, as its binary runs it (`common::step::main`): it changes nothing (no
 /// lock), and its ids are known only once it ran, so it checks `--only` itself.
@@ -62,7 +58,7 @@ impl common::step::Step for AuditStep {
     const NAME: &'static str = STEP;
     type Args = Args;
 
-    fn item_ids(_: &Manifest, _: &Ctx, _: &Args) -> Result<Option<Vec<String>>, common::step::StepError> {
+    fn item_ids(_: &Manifest, _: &Ctx, _: &Args) -> common::step::Ids {
         Ok(None)
     }
 
@@ -70,7 +66,7 @@ impl common::step::Step for AuditStep {
         false
     }
 
-    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<common::step::Outcome, common::step::StepError> {
+    fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
         let options = Options::new(args.common.verbosity());
         let audit = audit(manifest, ctx, &options)?.only(&args.common.only)?;
         let rendered = common::step::Rendered {

@@ -14,75 +14,59 @@ use serde_saphyr::Spanned;
 use super::check::Problem;
 use super::types::{Install, Manifest, Pos};
 
-/// A path on the host as written in the manifest, and where it points once expanded.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
-pub struct HostPath {
-    raw: Spanned<String>,
-    #[serde(skip)]
-    resolved: PathBuf,
+/// A path as written in the manifest (`raw`, with its position) and what it resolves
+/// to, with its JSON Schema: the two kinds of path the manifest has.
+macro_rules! written_path {
+    ($(#[$doc:meta])* $name:ident, resolved: $resolved:literal, raw: $raw:literal, schema: $schema:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name {
+            raw: Spanned<String>,
+            #[serde(skip)]
+            resolved: PathBuf,
+        }
+
+        impl $name {
+            #[doc = $resolved]
+            pub fn path(&self) -> &Path {
+                &self.resolved
+            }
+            #[doc = $raw]
+            pub fn raw(&self) -> &str {
+                &self.raw.value
+            }
+            pub fn pos(&self) -> Pos {
+                Pos::of(&self.raw)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({ "type": "string", "description": $schema })
+            }
+        }
+    };
 }
 
-impl HostPath {
-    /// The expanded, absolute path.
-    pub fn path(&self) -> &Path {
-        &self.resolved
-    }
-    /// The path as written in the manifest.
-    pub fn raw(&self) -> &str {
-        &self.raw.value
-    }
-    pub fn pos(&self) -> Pos {
-        Pos::of(&self.raw)
-    }
-}
+written_path!(
+    /// A path on the host as written in the manifest, and where it points once expanded.
+    HostPath,
+    resolved: "The expanded, absolute path.",
+    raw: "The path as written in the manifest.",
+    schema: "An absolute path; may start with ~ or $HOME and use ${NAME} from vars or the environment."
+);
 
-impl JsonSchema for HostPath {
-    fn schema_name() -> Cow<'static, str> {
-        "HostPath".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "description": "An absolute path; may start with ~ or $HOME and use ${NAME} from vars or the environment."
-        })
-    }
-}
-
-/// A file or folder in the pi-config repo, relative to its root.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
-pub struct RepoFile {
-    raw: Spanned<String>,
-    #[serde(skip)]
-    resolved: PathBuf,
-}
-
-impl RepoFile {
-    /// The absolute path inside the repo's work tree on the host.
-    pub fn path(&self) -> &Path {
-        &self.resolved
-    }
-    /// The path relative to the repo, as written.
-    pub fn raw(&self) -> &str {
-        &self.raw.value
-    }
-    pub fn pos(&self) -> Pos {
-        Pos::of(&self.raw)
-    }
-}
-
-impl JsonSchema for RepoFile {
-    fn schema_name() -> Cow<'static, str> {
-        "RepoFile".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "description": "A path relative to the root of the pi-config repo, without '..'."
-        })
-    }
-}
+written_path!(
+    /// A file or folder in the pi-config repo, relative to its root.
+    RepoFile,
+    resolved: "The absolute path inside the repo's work tree on the host.",
+    raw: "The path relative to the repo, as written.",
+    schema: "A path relative to the root of the pi-config repo, without '..'."
+);
 
 /// What expansion needs from the outside world.
 pub(crate) struct Expander<'a> {
