@@ -23,8 +23,7 @@ const PENDING: &str = "data-stopped-units.json";
 
 /// Units an earlier restore stopped and did not start again.
 pub fn pending(state: &StateDir) -> Result<Vec<String>, StateError> {
-    let Some(bytes) = state.read(PENDING)? else { return Ok(Vec::new()) };
-    Ok(serde_json::from_slice(&bytes).unwrap_or_default())
+    Ok(state.read_json(PENDING)?.unwrap_or_default())
 }
 
 fn record(state: &StateDir, units: &[String]) -> Result<(), StateError> {
@@ -34,8 +33,7 @@ fn record(state: &StateDir, units: &[String]) -> Result<(), StateError> {
             all.push(unit.clone());
         }
     }
-    let json = serde_json::to_vec(&all).unwrap_or_default();
-    state.write(PENDING, &json)
+    state.write_json(PENDING, &all)
 }
 
 /// What stopping did.

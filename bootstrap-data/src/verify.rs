@@ -127,14 +127,7 @@ fn machine_id() -> String {
 
 /// The last verification recorded in `state`; `None` when there is none.
 pub fn read_record(state: &StateDir) -> Result<Option<Record>, String> {
-    let path = state.file(STATE_FILE);
-    match state.read(STATE_FILE) {
-        Ok(None) => Ok(None),
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            format!("{} cannot be read ({e}): the next bootstrap-data verify writes it again", path.display())
-        }),
-        Err(e) => Err(e.to_string()),
-    }
+    state.read_json(STATE_FILE).map_err(|e| format!("{e}; the next bootstrap-data verify writes it again"))
 }
 
 /// The item of the verification record.
@@ -714,9 +707,7 @@ fn record(
         machine_id: machine_id(),
         repository: restic::without_password(&backup.repository.value),
     };
-    let written = serde_json::to_vec_pretty(&record)
-        .map_err(|e| e.to_string())
-        .and_then(|json| state.write(STATE_FILE, &json).map_err(|e| e.to_string()));
+    let written = state.write_json(STATE_FILE, &record).map_err(|e| e.to_string());
     let it = match written {
         Err(e) => verify_item(state, Status::Failed, format!("cannot record the verification: {e}")),
         Ok(()) if !ok => {

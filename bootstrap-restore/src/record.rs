@@ -4,7 +4,7 @@
 //! (exit 2); removed once a run gets past the recorded step to the end. A record that
 //! cannot be read as one is an error naming the file, never taken as "no record".
 
-use common::state::StateDir;
+use common::state::{StateDir, StateError};
 use common::step::StepError;
 use serde::{Deserialize, Serialize};
 
@@ -22,9 +22,12 @@ struct Record {
 /// The index in [`STEPS`] of the step the last restore stopped at; `None` when no
 /// restore stopped.
 pub fn read(state: &StateDir) -> Result<Option<usize>, StepError> {
-    let Some(bytes) = state.read(RECORD_FILE)? else { return Ok(None) };
     let corrupt = |reason: String| ChainError::CorruptRecord { path: state.file(RECORD_FILE), reason };
-    let record: Record = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let read = state.read_json::<Record>(RECORD_FILE).map_err(|e| match e {
+        StateError::Corrupt { why, .. } => StepError::from(corrupt(why)),
+        other => other.into(),
+    });
+    let Some(record) = read? else { return Ok(None) };
     let index = position(&record.stopped_at).ok_or_else(|| {
         corrupt(format!("it names {:?}, which is no step of the restore ({})", record.stopped_at, step_names()))
     })?;
@@ -34,8 +37,7 @@ pub fn read(state: &StateDir) -> Result<Option<usize>, StepError> {
 /// Records that the restore stopped at `STEPS[index]`.
 pub fn write(state: &StateDir, index: usize) -> Result<(), StepError> {
     let bin = STEPS.get(index).map_or("", |s| s.bin);
-    let text = serde_json::to_string(&Record { stopped_at: bin.to_owned() }).map_err(ChainError::from)?;
-    Ok(state.write(RECORD_FILE, format!("{text}\n").as_bytes())?)
+    Ok(state.write_json(RECORD_FILE, &Record { stopped_at: bin.to_owned() })?)
 }
 
 /// Removes the record: the restore got past where it stopped.
@@ -53,13 +55,16 @@ mod tests {
         let state = StateDir::new(home.path());
         assert_eq!(read(&state)?, None);
         write(&state, 2)?;
-        assert_eq!(std::fs::read_to_string(state.file(RECORD_FILE))?, "{\"stopped_at\":\"bootstrap-services\"}\n");
+        assert_eq!(
+            std::fs::read_to_string(state.file(RECORD_FILE))?,
+            "{\n  \"stopped_at\": \"bootstrap-services\"\n}\n"
+        );
         assert_eq!(read(&state)?, Some(2));
         for corrupt in ["", "{", "{\"stopped_at\": 3}", "{\"stopped_at\": \"bootstrap-nothing\"}", "[]"] {
             state.write(RECORD_FILE, corrupt.as_bytes())?;
             let message = read(&state).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains(&state.file(RECORD_FILE).display().to_string()), "{corrupt:?}: {message}");
-            assert!(message.contains("is corrupt"), "{corrupt:?}: {message}");
+            assert!(message.contains("corrupt"), "{corrupt:?}: {message}");
         }
         remove(&state)?;
         remove(&state)?;

@@ -178,7 +178,8 @@ fn a_failing_step_stops_the_chain_with_1_and_resume_starts_at_it() -> TestResult
     let (_, out) = host.run(&[])?;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(names(&host.ran()?), &STEPS[..3]);
-    assert_eq!(fs::read_to_string(host.record())?, "{\"stopped_at\":\"bootstrap-services\"}\n");
+    let record: serde_json::Value = serde_json::from_str(&fs::read_to_string(host.record())?)?;
+    assert_eq!(record, serde_json::json!({"stopped_at": "bootstrap-services"}));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("4-5.  bootstrap-services       failed"), "{stdout}");
     assert!(stdout.contains("7.    bootstrap-validate       not run"), "{stdout}");
@@ -205,7 +206,8 @@ fn a_step_killed_by_a_signal_is_a_failure() -> TestResult {
     assert_eq!(doc["steps"][3]["exit_code"], serde_json::Value::Null);
     assert_eq!(doc["items"][3]["status"], "failed");
     assert!(doc["items"][3]["detail"].as_str().unwrap_or_default().starts_with("killed by a signal"), "{doc:#}");
-    assert_eq!(fs::read_to_string(host.record())?, "{\"stopped_at\":\"bootstrap-data\"}\n");
+    let record: serde_json::Value = serde_json::from_str(&fs::read_to_string(host.record())?)?;
+    assert_eq!(record, serde_json::json!({"stopped_at": "bootstrap-data"}));
     Ok(())
 }
 

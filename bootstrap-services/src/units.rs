@@ -186,20 +186,10 @@ pub struct ServicesState {
 
 impl ServicesState {
     pub fn load(state: &StateDir) -> Result<ServicesState, EngineError> {
-        match state.read(STATE_FILE)? {
-            None => Ok(ServicesState::default()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                EngineError::Refused(format!(
-                    "{} cannot be read ({e}): remove it to start afresh",
-                    state.file(STATE_FILE).display()
-                ))
-            }),
-        }
+        Ok(state.read_json(STATE_FILE)?.unwrap_or_default())
     }
 
     pub fn save(&self, state: &StateDir) -> Result<(), EngineError> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| EngineError::Refused(e.to_string()))?;
-        state.write(STATE_FILE, &json)?;
-        Ok(())
+        Ok(state.write_json(STATE_FILE, self)?)
     }
 }

@@ -35,6 +35,10 @@ pub enum StateError {
     /// HOME is not set.
     #[error("HOME is not set: pi-bootstrap keeps its state under $HOME/.local/state/pi-bootstrap")]
     NoHome,
+    /// A state file is there but is not what pi-bootstrap writes there: never read as
+    /// empty, which would forget the work it records.
+    #[error("{} is corrupt ({why}): look at it, then move it away to start afresh", path.display())]
+    Corrupt { path: PathBuf, why: String },
 }
 
 fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> StateError + 'p {
@@ -123,6 +127,23 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("cannot read", &path)(e)),
         }
+    }
+
+    /// Reads a JSON state file: `None` when it does not exist; one that does not read as
+    /// a `T` is [`StateError::Corrupt`], naming the file.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+        let Some(bytes) = self.read(name)? else { return Ok(None) };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt { path: self.file(name), why: e.to_string() })
+    }
+
+    /// Writes a JSON state file atomically (mode 0600), readable by people.
+    pub fn write_json<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StateError> {
+        let mut json = serde_json::to_vec_pretty(value)
+            .map_err(|e| StateError::Corrupt { path: self.file(name), why: e.to_string() })?;
+        json.push(b'\n');
+        self.write(name, &json)
     }
 
     /// Removes a state file once the work it records is done.
@@ -270,6 +291,22 @@ mod tests {
         let taken = state.lock_with_handover(Some(&handed), me)?;
         assert_eq!(taken.handed_over_by(), None);
         assert!(state.lock().is_err(), "taken for real");
+        Ok(())
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_an_error_naming_it_never_read_as_empty() -> Result<(), Box<dyn std::error::Error>> {
+        let home = tempfile::tempdir()?;
+        let state = StateDir::new(home.path());
+        assert_eq!(state.read_json::<Vec<String>>("units.json")?, None);
+        state.write_json("units.json", &vec!["a.service".to_owned()])?;
+        assert_eq!(state.read_json::<Vec<String>>("units.json")?, Some(vec!["a.service".to_owned()]));
+        state.write("units.json", b"[\"a.serv")?;
+        let message = state.read_json::<Vec<String>>("units.json").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains(&state.file("units.json").display().to_string()) && message.contains("corrupt"),
+            "{message}"
+        );
         Ok(())
     }
 

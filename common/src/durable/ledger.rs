@@ -32,9 +32,6 @@ pub const LEDGER_FILE: &str = "durable.json";
 pub enum LedgerError {
     #[error(transparent)]
     State(#[from] StateError),
-    /// The file is there but is not a ledger.
-    #[error("{} cannot be read ({why}): move it away to start afresh (every path then counts as holding data)", path.display())]
-    Unreadable { path: PathBuf, why: String },
     /// A path could not be looked at.
     #[error("cannot look at {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
@@ -183,11 +180,9 @@ impl Ledger {
     /// belongs to another machine or HOME).
     pub fn load(state: &StateDir, home: &Path) -> Result<Ledger, LedgerError> {
         let me = Identity::of(home);
-        let Some(bytes) = state.read(LEDGER_FILE)? else {
+        let Some(ledger) = state.read_json::<Ledger>(LEDGER_FILE)? else {
             return Ok(Ledger { host: me, ..Ledger::default() });
         };
-        let ledger: Ledger = serde_json::from_slice(&bytes)
-            .map_err(|e| LedgerError::Unreadable { path: state.file(LEDGER_FILE), why: e.to_string() })?;
         if ledger.host != me {
             return Ok(Ledger {
                 host: me,
@@ -206,9 +201,7 @@ impl Ledger {
         if self.note.is_some() && state.file(LEDGER_FILE).exists() {
             state.keep(&state.file(LEDGER_FILE))?;
         }
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| LedgerError::Unreadable { path: state.file(LEDGER_FILE), why: e.to_string() })?;
-        state.write(LEDGER_FILE, &json)?;
+        state.write_json(LEDGER_FILE, self)?;
         Ok(())
     }
 
