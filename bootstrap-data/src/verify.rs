@@ -383,7 +383,7 @@ impl Run<'_> {
         let fail_all = |to_read: &[&PathPlan<'_>], why: String| -> Vec<(String, Item)> {
             to_read.iter().map(|p| (p.path.id.clone(), item(p.path, Status::Failed, why.clone()))).collect()
         };
-        let scratch = match Scratch::new(self.ctx.state.root()) {
+        let scratch = match Scratch::new(&self.ctx.state) {
             Ok(scratch) => scratch,
             Err(e) => {
                 out.extend(fail_all(&to_read, format!("cannot make a folder to restore into: {e}")));
@@ -651,9 +651,8 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 struct Scratch(tempfile::TempDir);
 
 impl Scratch {
-    fn new(state_root: &Path) -> io::Result<Scratch> {
-        std::fs::create_dir_all(state_root)?;
-        Ok(Scratch(tempfile::Builder::new().prefix("verify.").tempdir_in(state_root)?))
+    fn new(state: &common::state::StateDir) -> io::Result<Scratch> {
+        Ok(Scratch(common::staging::scratch(state, "verify")?))
     }
     fn path(&self) -> &Path {
         self.0.path()

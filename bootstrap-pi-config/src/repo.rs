@@ -1,15 +1,22 @@
-//! The pi-config repo: cloned when missing; when present, checked to be the declared
-//! remote and branch. A dirty work tree is reported and left alone: nothing here
-//! discards local changes or forces anything.
+//! The pi-config repo: cloned when missing (beside its place, then renamed in, so a
+//! clone killed halfway leaves no half-made repo); when present, checked to be the
+//! declared remote and branch. An empty folder is cloned into; a clone that did not
+//! finish (no commit checked out) is moved aside into the kept copies and cloned again.
+//! A dirty work tree is reported and left alone: nothing here discards local changes
+//! or forces anything.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
 use common::exec::Cmd;
-use common::manifest::{ItemId, Repo};
+use common::manifest::{ItemId, Repo, repo_is_complete};
 
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn is_empty_folder(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
 
 /// The repo's work tree at `path`, cloned from `url` at `branch`.
 #[derive(Debug, Clone)]
@@ -74,10 +81,18 @@ impl Resource for GitRepo {
                 self.branch, self.url
             ))));
         }
+        if is_empty_folder(&self.path) {
+            return Ok(Observed::Differs(Difference::new("an empty folder: would clone into it")));
+        }
         if !self.path.join(".git").exists() {
             return Err(EngineError::Refused(format!(
                 "{} exists but is not a git work tree: move it away (nothing is deleted) or change repo.path",
                 self.path.display()
+            )));
+        }
+        if !repo_is_complete(&self.path) {
+            return Ok(Observed::Differs(Difference::new(
+                "a clone that did not finish (no commit checked out): would move it aside into the state folder's kept copies and clone again",
             )));
         }
         let remote = self.git().args(["config", "--get", "remote.origin.url"]).output()?;
@@ -106,16 +121,31 @@ impl Resource for GitRepo {
         Ok(Observed::InSync)
     }
 
-    fn apply(&self, _: &Ctx) -> Result<(), EngineError> {
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
-        }
+    /// Clones beside the target, then renames the clone in: the repo appears whole or
+    /// not at all. What was there (an empty folder, a clone that did not finish) is
+    /// moved aside first, never deleted.
+    fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
+        let parent = self.path.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).map_err(EngineError::io("create", parent))?;
+        let stage = tempfile::Builder::new()
+            .prefix(&common::staging::prefix(".pi-bootstrap-clone."))
+            .tempdir_in(parent)
+            .map_err(EngineError::io("make a staging folder in", parent))?;
+        let clone = stage.path().join("repo");
         Cmd::new("git")
             .args(["clone", "--quiet", "--branch", self.branch.as_str(), self.url.as_str()])
-            .arg(self.path.display().to_string())
+            .arg(clone.display().to_string())
             .timeout(GIT_TIMEOUT)
             .run()?;
-        Ok(())
+        common::sys::crash_point("after-clone");
+        if std::fs::symlink_metadata(&self.path).is_ok() {
+            if is_empty_folder(&self.path) {
+                std::fs::remove_dir(&self.path).map_err(EngineError::io("replace", &self.path))?;
+            } else {
+                ctx.state.keep(&self.path)?;
+            }
+        }
+        std::fs::rename(&clone, &self.path).map_err(EngineError::io("move the clone into place at", &self.path))
     }
 }
 

@@ -191,10 +191,8 @@ impl GeneratedUnit {
     /// `systemd-analyze verify --user` on a staged copy, beside its companion. The one
     /// complaint it may make that does not count: the installed program is missing
     /// (the timer's item says so).
-    fn verify(&self) -> Result<(), EngineError> {
-        let stage = tempfile::Builder::new()
-            .prefix("pi-bootstrap-units-")
-            .tempdir()
+    fn verify(&self, ctx: &Ctx) -> Result<(), EngineError> {
+        let stage = common::staging::scratch(&ctx.state, "units")
             .map_err(EngineError::io("create a staging folder for", &self.target))?;
         let staged = stage.path().join(self.name());
         for (name, content) in [(self.name(), &self.content), (self.companion.0.clone(), &self.companion.1)] {
@@ -256,7 +254,7 @@ impl Resource for GeneratedUnit {
     }
 
     fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
-        self.verify()?;
+        self.verify(ctx)?;
         if self.target.exists() {
             ctx.state.keep(&self.target)?;
         }

@@ -56,14 +56,6 @@ pub struct Args {
     pub common: common::cli::CommonArgs,
 }
 
-/// Fault injection for tests: `PI_BOOTSTRAP_CRASH_AT=NAME` kills the process at the
-/// named point, as a power cut or a `kill -9` would.
-fn crash_point(name: &str) {
-    if std::env::var("PI_BOOTSTRAP_CRASH_AT").is_ok_and(|at| at == name) {
-        std::process::abort();
-    }
-}
-
 /// Every item id of the step, in order (for `--only` and for the audit).
 pub fn item_ids(manifest: &Manifest, ctx: &Ctx) -> Vec<String> {
     let mut ids: Vec<String> = manifest.env.iter().map(|e| ItemId::new("env", e.name.as_str()).0).collect();
@@ -342,6 +334,24 @@ fn services(
         if let Some(timer) = timer {
             report.push(timer_check_item(timer, &state_of(&before, &timer_unit), &due, &broken, &ctx.home));
         }
+        // A unit file that changed after the last daemon-reload (an interrupted run):
+        // systemd still runs the old definition.
+        let stale: Vec<&str> = before
+            .iter()
+            .filter(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"))
+            .map(|s| s.id.as_str())
+            .collect();
+        if !stale.is_empty() && !units_changed {
+            report.push(Item::new(
+                "service:daemon-reload",
+                "service",
+                Status::WouldChange,
+                format!(
+                    "systemd still runs an older definition of {} (its file changed after the last daemon-reload): would reload",
+                    stale.join(", ")
+                ),
+            ));
+        }
         return;
     }
     let stale = before.iter().any(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"));
@@ -351,7 +361,7 @@ fn services(
             Err(e) => report.push(Item::new("service:daemon-reload", "service", Status::Failed, e.to_string())),
         }
     }
-    crash_point("after-units");
+    common::sys::crash_point("after-units");
 
     let current = systemd::show(&names, &[]).unwrap_or_default();
     let unit_now = |unit: &str| {
@@ -537,6 +547,25 @@ fn nginx_sites(sites: &NginxSites, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str)
             }
             Err(e) => items.push(site_item(Status::Failed, format!("cannot observe: {e}"))),
         }
+    }
+    // A reload an interrupted run left due (the sites changed, nginx still runs the
+    // old ones): done now, unless an install below reloads anyway.
+    let reload_due = sites.reload_due(ctx).unwrap_or(true);
+    if reload_due && due.is_empty() {
+        let detail = "the sites changed but nginx was not reloaded since (an interrupted run)";
+        let it = if check {
+            Item::new("nginx:reload", "nginx", Status::WouldChange, format!("{detail}: would reload it"))
+        } else {
+            let mut commands = Vec::new();
+            match sites.reload(ctx, &mut commands) {
+                Ok(()) => {
+                    report.commands.extend(commands);
+                    Item::new("nginx:reload", "nginx", Status::Changed, format!("{detail}: reloaded"))
+                }
+                Err(e) => Item::new("nginx:reload", "nginx", Status::Failed, format!("{detail}: {e}")),
+            }
+        };
+        items.push(it);
     }
     if !check && !due.is_empty() {
         let outcome = sites.apply(&due, ctx);

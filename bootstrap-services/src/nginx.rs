@@ -85,9 +85,7 @@ impl NginxSites {
     /// Installs the sites that differ: stage, `nginx -t` the staged copy, swap, reload.
     pub fn apply(&self, due: &[&Site], ctx: &Ctx) -> Result<Vec<String>, EngineError> {
         let mut commands = Vec::new();
-        let stage = tempfile::Builder::new()
-            .prefix("pi-bootstrap-nginx-")
-            .tempdir()
+        let stage = common::staging::scratch(&ctx.state, "nginx")
             .map_err(EngineError::io("create a staging folder for", &self.prefix))?;
         let staged_prefix = stage.path().join("prefix");
         copy_tree(&self.prefix, &staged_prefix, &self.prefix, &staged_prefix)?;
@@ -125,6 +123,9 @@ impl NginxSites {
             )));
         }
         commands.push(format!("{} (on a staged copy of {})", test, self.prefix.display()));
+        // Written down before anything live changes: a run that dies between the swap
+        // and the reload leaves the reload due, and the next run does it.
+        ctx.state.write_json(RELOAD_DUE, &true)?;
         for site in due {
             let content = fs::read(&site.source).map_err(EngineError::io("read", &site.source))?;
             if site.available.exists() {
@@ -138,6 +139,18 @@ impl NginxSites {
                 link_live(&site.available, enabled)?;
             }
         }
+        common::sys::crash_point("after-nginx-swap");
+        self.reload(ctx, &mut commands)?;
+        Ok(commands)
+    }
+
+    /// Is a reload due from a run that died after it changed the sites?
+    pub fn reload_due(&self, ctx: &Ctx) -> Result<bool, EngineError> {
+        Ok(ctx.state.read_json::<bool>(RELOAD_DUE)?.unwrap_or(false))
+    }
+
+    /// `nginx -s reload`, then the journal's due reload forgotten.
+    pub fn reload(&self, ctx: &Ctx, commands: &mut Vec<String>) -> Result<(), EngineError> {
         let reload = Cmd::new(nginx_program())
             .arg("-p")
             .arg(self.prefix.display().to_string())
@@ -149,9 +162,13 @@ impl NginxSites {
         reload.run().map_err(|e| {
             EngineError::Refused(format!("the sites are in place, but nginx did not reload (is it running?): {e}"))
         })?;
-        Ok(commands)
+        ctx.state.remove(RELOAD_DUE)?;
+        Ok(())
     }
 }
+
+/// The journal of a reload that is due (written before the live sites change).
+const RELOAD_DUE: &str = "nginx-reload-due.json";
 
 fn needs_root(path: &Path) -> bool {
     !common::sys::is_root() && fs::metadata(path).is_ok_and(|m| m.permissions().readonly())

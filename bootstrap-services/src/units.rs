@@ -39,10 +39,8 @@ impl UnitFile {
     }
 
     /// `systemd-analyze verify --user` on a staged copy, with its companions beside it.
-    fn verify(&self) -> Result<(), EngineError> {
-        let stage = tempfile::Builder::new()
-            .prefix("pi-bootstrap-units-")
-            .tempdir()
+    fn verify(&self, ctx: &Ctx) -> Result<(), EngineError> {
+        let stage = common::staging::scratch(&ctx.state, "units")
             .map_err(EngineError::io("create a staging folder for", &self.source))?;
         let mut staged = Vec::new();
         for file in std::iter::once(&self.source).chain(&self.companions) {
@@ -51,6 +49,7 @@ impl UnitFile {
             fs::copy(file, &dest).map_err(EngineError::io("stage", file))?;
             staged.push(dest);
         }
+        common::sys::crash_point("units-staged");
         let out =
             Cmd::new("systemd-analyze").args(["verify", "--user"]).arg(staged[0].display().to_string()).output()?;
         if out.success() {
@@ -93,7 +92,7 @@ impl Resource for UnitFile {
     }
 
     fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
-        self.verify()?;
+        self.verify(ctx)?;
         if self.target.exists() {
             ctx.state.keep(&self.target)?;
         }

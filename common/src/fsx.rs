@@ -15,7 +15,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Resul
         Some(mode) => mode,
         None => fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".pi-bootstrap.").tempfile_in(parent)?;
+    let mut tmp = tempfile::Builder::new().prefix(&crate::staging::prefix(".pi-bootstrap.")).tempfile_in(parent)?;
     // Set the mode before the content goes in, so a secret is never readable by others.
     tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.write_all(content)?;
@@ -28,8 +28,9 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> io::Resul
 pub fn symlink_atomic(to: &Path, link: &Path) -> io::Result<()> {
     let parent = link.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent)?;
-    let tmp =
-        tempfile::Builder::new().prefix(".pi-bootstrap.").make_in(parent, |p| std::os::unix::fs::symlink(to, p))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::staging::prefix(".pi-bootstrap."))
+        .make_in(parent, |p| std::os::unix::fs::symlink(to, p))?;
     tmp.persist(link).map_err(|e| e.error)?;
     Ok(())
 }

@@ -27,8 +27,9 @@ use crate::durable::{self, LedgerError};
 use crate::engine::{Ctx, UnknownItem};
 use crate::manifest::{LoadError, Manifest};
 use crate::output;
-use crate::report::Report;
+use crate::report::{Item, Report, Status};
 use crate::secret;
+use crate::staging;
 use crate::state::{self, StateError};
 
 /// Why a step could not run (or not to its end): exit 2 for a wrong command line or
@@ -184,10 +185,22 @@ fn outcome<S: Step>(args: &S::Args) -> Result<(u8, Option<StepError>), StepError
     }
     let applies = S::applies(args);
     let _lock = if applies { Some(ctx.state.lock_as_step()?) } else { None };
-    if applies {
+    let swept = if applies {
         durable::note_first_sight(&manifest, &ctx.state, &home)?;
+        staging::sweep(&manifest, &ctx.state, &home)
+    } else {
+        Vec::new()
+    };
+    let mut outcome = S::run(&manifest, &ctx, args)?;
+    if !swept.is_empty() {
+        let shown: Vec<String> = swept.iter().map(|p| crate::report::tilde(p, &home)).collect();
+        outcome.report.push(Item::new(
+            "staging:leftovers",
+            "staging",
+            Status::Changed,
+            format!("removed what an interrupted run left: {}", shown.join(", ")),
+        ));
     }
-    let outcome = S::run(&manifest, &ctx, args)?;
     print(&outcome, &home, common);
     Ok((u8::try_from(outcome.report.exit_code()).unwrap_or(1), outcome.failure))
 }

@@ -54,6 +54,18 @@ impl Sandbox {
                 for file in ["pi/settings.json", "units/memory.service", "nginx/pi.conf"] {
                     fs::write(repo.join(file), "# fixture\n")?;
                 }
+                // A clone, complete: a commit checked out (the files are checked only then).
+                for args in [&["init", "--quiet"][..], &["add", "--all"], &["commit", "--quiet", "-m", "fixture"]] {
+                    let ok = std::process::Command::new("git")
+                        .args(["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"])
+                        .args(args)
+                        .current_dir(&repo)
+                        .status()?
+                        .success();
+                    if !ok {
+                        return Err(format!("git {args:?} failed").into());
+                    }
+                }
             }
             Home::Escape => {
                 std::os::unix::fs::symlink(sandbox.outside.path(), home.join("escape"))?;

@@ -227,6 +227,19 @@ fn scan_host(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Vec<(Cate
         },
     }
     add(Category::Backup, backup::backup_items(manifest, ctx, options.backup));
+    let leftovers = common::staging::leftovers(manifest, &ctx.state, &ctx.home);
+    add(
+        Category::Files,
+        leftovers
+            .into_iter()
+            .map(|path| {
+                let id = format!("staging:{}", common::report::tilde(&path, &ctx.home));
+                let detail =
+                    "left by an interrupted run (its process is gone): the next run that changes things removes it";
+                scan::item(id, "staging", Status::Drift, Some(path), detail.to_owned())
+            })
+            .collect(),
+    );
     found
 }
 

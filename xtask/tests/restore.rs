@@ -278,7 +278,8 @@ fn a_failing_step_exits_1_is_recorded_and_resume_continues_from_it() -> TestResu
     assert!(stdout.contains("DEMO_TOKEN"), "the step says what is missing: {stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("continue with: pi-bootstrap-restore --resume"), "{stderr}");
-    assert_eq!(fs::read_to_string(record(&machine))?, "{\"stopped_at\":\"bootstrap-services\"}\n");
+    let written: serde_json::Value = serde_json::from_str(&fs::read_to_string(record(&machine))?)?;
+    assert_eq!(written, serde_json::json!({"stopped_at": "bootstrap-services"}));
 
     let (code, json) = chain_json(&machine, &manifest, &["--resume"], Some(TOKEN))?;
     assert_eq!(code, Some(0), "{json:#}");

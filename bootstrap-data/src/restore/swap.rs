@@ -9,7 +9,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::manifest::Manifest;
@@ -87,18 +86,19 @@ pub fn restore_one(
     let parent = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(parent).map_err(io_error("create", parent))?;
     let stage = tempfile::Builder::new()
-        .prefix(STAGE_PREFIX)
+        .prefix(&common::staging::prefix(STAGE_PREFIX))
         .tempdir_in(parent)
         .map_err(io_error("make a staging folder in", parent))?;
     let result = restic.restore(&snapshot.id, stage.path(), path).map_err(SwapError::from).and_then(|command| {
         report.commands.push(command);
+        common::sys::crash_point("after-restic-restore");
         let relative = path.strip_prefix("/").unwrap_or(path);
         let staged = stage.path().join(relative);
         // Databases captured online come back at their own paths.
         crate::capture::put_back(&staged).map_err(SwapError::Capture)?;
         swap(&staged, path, stays, snapshot, state)
     });
-    make_removable(stage.path());
+    common::staging::make_removable(stage.path());
     drop(stage);
     result
 }
@@ -198,24 +198,6 @@ fn move_back(kept: &Path, path: &Path, stays: &[PathBuf], over: bool) -> Result<
         fs::rename(&from, stay).map_err(io_error("move back into place", stay))?;
     }
     Ok(())
-}
-
-/// Gives the owner write access to every folder under `dir` (restic restores the
-/// snapshot's modes, read-only folders included), so the staging folder can go.
-fn make_removable(dir: &Path) {
-    let Ok(meta) = fs::symlink_metadata(dir) else { return };
-    if !meta.is_dir() {
-        return;
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            make_removable(&entry.path());
-        }
-    }
 }
 
 #[cfg(test)]

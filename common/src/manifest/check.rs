@@ -93,9 +93,41 @@ fn check_names(m: &Manifest, p: &mut Vec<Problem>) {
     }
 }
 
-/// Files the manifest takes from the repo must exist there, when the repo is present.
+/// Is the git work tree at `path` complete: a `.git` whose HEAD names a commit (a
+/// branch that exists, or a detached commit) and an index, which a clone writes once
+/// its checkout is done? Files only, no git: a clone killed halfway, an empty folder
+/// or an unborn HEAD is not complete.
+pub fn repo_is_complete(path: &Path) -> bool {
+    // `.git` is a folder, or a file naming it (a linked work tree, a submodule).
+    let dot_git = path.join(".git");
+    let git = match std::fs::read_to_string(&dot_git) {
+        Ok(text) => match text.trim().strip_prefix("gitdir: ") {
+            Some(dir) => path.join(dir),
+            None => return false,
+        },
+        Err(_) => dot_git,
+    };
+    // Refs live in the common folder of linked work trees.
+    let common = std::fs::read_to_string(git.join("commondir")).map_or_else(|_| git.clone(), |c| git.join(c.trim()));
+    let Ok(head) = std::fs::read_to_string(git.join("HEAD")) else { return false };
+    if !git.join("index").is_file() {
+        return false;
+    }
+    match head.trim().strip_prefix("ref: ") {
+        None => head.trim().len() >= 40,
+        Some(reference) => {
+            [&git, &common].iter().any(|dir| dir.join(reference).is_file())
+                || std::fs::read_to_string(common.join("packed-refs"))
+                    .is_ok_and(|packed| packed.lines().any(|l| l.split_whitespace().nth(1) == Some(reference)))
+        }
+    }
+}
+
+/// Files the manifest takes from the repo must exist there, once the repo is complete
+/// (a clone that did not finish is `bootstrap-pi-config`'s to repair, not a mistake of
+/// the manifest).
 fn check_repo_files(m: &Manifest, p: &mut Vec<Problem>) {
-    if !m.repo.path.path().is_dir() {
+    if !repo_is_complete(m.repo.path.path()) {
         return;
     }
     let mut files = Vec::new();

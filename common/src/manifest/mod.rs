@@ -13,7 +13,7 @@ mod load;
 mod tree;
 mod types;
 
-pub use check::Problem;
+pub use check::{Problem, repo_is_complete};
 pub use expand::{HostPath, RepoFile};
 pub use load::{LoadError, LoadErrorKind, MANIFEST_ENV, MANIFEST_FILE_NAME, find_manifest, load, load_str, parse_yaml};
 pub use types::*;
