@@ -31,7 +31,6 @@ pub mod sandbox;
 pub mod secret;
 // Its unit tests write their fixtures plainly; the product code is checked in the
 // build without `test`.
-#[cfg_attr(test, allow(clippy::disallowed_methods))]
 pub mod staging;
 pub mod state;
 pub mod step;
