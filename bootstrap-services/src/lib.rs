@@ -355,6 +355,7 @@ fn services(
         return;
     }
     let stale = before.iter().any(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"));
+    common::sys::crash_point("before-daemon-reload");
     if units_changed || stale {
         match systemd::daemon_reload() {
             Ok(()) => report.commands.push("systemctl --user daemon-reload".to_owned()),

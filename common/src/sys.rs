@@ -44,8 +44,8 @@ pub fn kill(pid: u32) {
 
 /// Fault injection for tests: `PI_BOOTSTRAP_CRASH_AT=NAME` kills the process at the
 /// named point, as a power cut or a `kill -9` would (no destructor runs, no temporary
-/// is cleaned up). The points: `after-units`, `after-nginx-swap`, `after-clone`,
-/// `after-restic-restore`, `units-staged`.
+/// is cleaned up). The points: `units-staged`, `before-daemon-reload`, `after-units`,
+/// `after-nginx-swap`, `after-clone`, `after-restic-restore`.
 pub fn crash_point(name: &str) {
     if std::env::var("PI_BOOTSTRAP_CRASH_AT").is_ok_and(|at| at == name) {
         std::process::abort();
