@@ -51,7 +51,7 @@ fn spawn(
 ) {
     let fallback = tx.clone();
     let spawned = std::thread::Builder::new().name(check.id.clone()).spawn(move || {
-        let deadline = started + check.timeout;
+        let deadline = later(started, check.timeout);
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match (&check.probe, &states) {
             (Probe::Prereq(p), _) => probe::prereq(p, deadline, check.timeout),
             (Probe::Service(p), Some(states)) => probe::service(p, states, deadline, check.timeout),
@@ -160,7 +160,7 @@ pub fn run(checks: Vec<Check>, verbosity: Verbosity) -> Run {
                 began[index] = Some(now);
             }
         }
-        let deadline = |i: usize| began[i].map(|b| b + checks[i].timeout + GRACE);
+        let deadline = |i: usize| began[i].map(|b| later(b, checks[i].timeout.saturating_add(GRACE)));
         let pending: Vec<usize> = (0..checks.len()).filter(|&i| outcomes[i].is_none() && began[i].is_some()).collect();
         let Some(next) = pending.iter().filter_map(|&i| deadline(i)).min() else { break };
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
@@ -189,4 +189,10 @@ pub fn run(checks: Vec<Check>, verbosity: Verbosity) -> Run {
         .map(|o| o.unwrap_or(Outcome { finding: Finding::failed("no answer"), duration: Duration::ZERO }))
         .collect();
     Run { checks, outcomes, started: started_at, took: started.elapsed() }
+}
+
+/// `start + after`, never overflowing the clock (durations are bounded at load; this
+/// keeps an absurd one from panicking all the same).
+fn later(start: Instant, after: Duration) -> Instant {
+    start.checked_add(after).unwrap_or_else(|| start.checked_add(common::manifest::MAX_DURATION).unwrap_or(start))
 }

@@ -101,6 +101,10 @@ fn the_default_timeout_applies_to_checks_that_set_none() -> TestResult {
     assert_eq!(report["items"][1]["status"], "ok");
     let bad = host.run(&["--timeout", "soon"])?;
     assert_eq!(bad.status.code(), Some(2));
+    // Absurd, but not a panic: a usage error.
+    let absurd = host.run(&["--timeout", "500000000000y"])?;
+    assert_eq!(absurd.status.code(), Some(2), "{}", text(&absurd.stderr));
+    assert!(text(&absurd.stderr).contains("too long"), "{}", text(&absurd.stderr));
     Ok(())
 }
 

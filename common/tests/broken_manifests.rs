@@ -195,6 +195,7 @@ broken! {
     type_mode_bare_number,
     type_mode_not_octal,
     type_bad_duration,
+    type_duration_too_long,
     version_as_string,
     // unknown enum variants
     enum_install_brew,

@@ -740,10 +740,32 @@ impl JsonSchema for HumanDuration {
     }
 }
 
+/// The longest duration a manifest or a flag may give (ten years): anything longer is
+/// a mistake, and would overflow the clock's arithmetic.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Reads a duration such as "10s" or "26h" for a command-line flag, bounded by
+/// [`MAX_DURATION`] (a clap `value_parser`).
+pub fn parse_duration_flag(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{e}: give a duration such as 10s or 5m"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?} is too long: at most 10 years"));
+    }
+    Ok(duration)
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map(HumanDuration).map_err(|e| {
+        let parsed = humantime::parse_duration(&text);
+        if let Ok(duration) = parsed
+            && duration > MAX_DURATION
+        {
+            return Err(de::Error::custom(format_args!(
+                "expected a duration such as \"10s\", \"5m\" or \"26h\", found {text:?}: it is too long (at most 10 years)"
+            )));
+        }
+        parsed.map(HumanDuration).map_err(|e| {
             let why = match e {
                 humantime::DurationError::UnknownUnit { unit, value, .. } if unit.is_empty() => {
                     format!(": a unit is needed, such as \"{value}s\" or \"{value}m\"")
