@@ -17,7 +17,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
         (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[TIME]"),
         (r"\b\d+[smhd]( \d+[mh])? old", "[AGE] old"),
-        (r"\.pi-bootstrap-restore\.\w+", ".pi-bootstrap-restore.[STAGE]"),
+        (r"\.pi-bootstrap-restore\.[\w.]+", ".pi-bootstrap-restore.[STAGE]"),
         (r"kept/\d{4}-\d{2}-\d{2}T\d{6}Z-\d+-\d+", "kept/[RUN]"),
         (r"\d+(\.\d)? (B|KiB|MiB) added", "[SIZE] added"),
     ]

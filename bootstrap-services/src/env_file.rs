@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
+use common::engine::{Ctx, Difference, EngineError, Observed, Resource, unified_diff};
 use common::fsx;
 use common::manifest::{EnvFile, ItemId};
 use common::secret;
@@ -106,12 +106,8 @@ impl Resource for EnvFileResource {
     fn observe(&self, _: &Ctx) -> Result<Observed, EngineError> {
         let needs = self.needs()?;
         let mut what = Vec::new();
-        let mut diff = String::new();
         if needs.mode.is_none() {
             what.push("missing".to_owned());
-        }
-        for (name, _) in &needs.add {
-            diff.push_str(&format!("+{name}=<value from the environment>\n"));
         }
         if !needs.add.is_empty() {
             what.push(format!("{} to add from the environment", names(needs.add.iter().map(|(n, _)| n))));
@@ -131,8 +127,17 @@ impl Resource for EnvFileResource {
         if what.is_empty() {
             return Ok(Observed::InSync);
         }
-        let diff =
-            (!diff.is_empty()).then(|| format!("--- {0} (now)\n+++ {0} (declared)\n{diff}", self.path.display()));
+        // A unified diff of names only: every value is masked, before and after.
+        let diff = (!needs.add.is_empty())
+            .then(|| {
+                let now = names_only(&needs.text);
+                let mut declared = now.clone();
+                for (name, _) in &needs.add {
+                    declared.push_str(&format!("{name}=<value from the environment>\n"));
+                }
+                unified_diff(&self.path.display().to_string(), now.as_bytes(), declared.as_bytes())
+            })
+            .flatten();
         Ok(Observed::Differs(Difference::new(what.join("; ")).with_diff(diff)))
     }
 
@@ -162,6 +167,28 @@ impl Resource for EnvFileResource {
     }
 }
 
+/// An env file's text with every value masked: `NAME=<value>` lines, comments and
+/// other lines named but not shown. What a diff may show of it.
+fn names_only(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let shown = if trimmed.is_empty() {
+            String::new()
+        } else if trimmed.starts_with('#') {
+            "# (a comment)".to_owned()
+        } else {
+            match trimmed.strip_prefix("export ").unwrap_or(trimmed).split_once('=') {
+                Some((name, _)) => format!("{}=<value>", name.trim()),
+                None => "(a line that is not NAME=value)".to_owned(),
+            }
+        };
+        out.push_str(&shown);
+        out.push('\n');
+    }
+    out
+}
+
 fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     names.map(String::as_str).collect::<Vec<_>>().join(", ")
 }
@@ -169,6 +196,13 @@ fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diff_shows_names_only() {
+        let masked = names_only("# token rotated\nA=s3cret\nexport B=\"x y\"\n\nnonsense\n");
+        assert_eq!(masked, "# (a comment)\nA=<value>\nB=<value>\n\n(a line that is not NAME=value)\n");
+        assert!(!masked.contains("s3cret") && !masked.contains("rotated"));
+    }
 
     #[test]
     fn writes_values_that_read_back_unchanged() {
