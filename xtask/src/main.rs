@@ -2,7 +2,8 @@
 //!
 //! - `test`: installs what the tests need on a fresh machine, then runs fmt, clippy and
 //!   the whole test suite (the drill included). This is the README's test command and
-//!   what `.ci/run` runs.
+//!   what `.ci/run` runs. `--soak N` runs only the randomized interruption test, with N
+//!   trials.
 //! - `install`: builds the step binaries and installs them into
 //!   `~/.local/lib/pi-bootstrap/bin`, where the backup timer runs them from.
 //! - `restore`: installs the step binaries, then runs the installed
@@ -43,7 +44,7 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Install what the tests need (apt), then run fmt, clippy and every test.
-    Test,
+    Test(TestArgs),
     /// Build the step binaries and install them into ~/.local/lib/pi-bootstrap/bin.
     Install,
     /// Install the step binaries, then run pi-bootstrap-restore with these flags: the restore steps in order on this host; stop at a failure; resume later.
@@ -64,6 +65,16 @@ enum Task {
     Bench,
 }
 
+#[derive(Debug, clap::Args)]
+struct TestArgs {
+    /// Run only the randomized interruption test, with N trials (a step killed with
+    /// SIGKILL at a random moment, then the whole chain once more); the suite runs 3.
+    /// Replay one trial with the PI_BOOTSTRAP_SOAK_SEED and PI_BOOTSTRAP_SOAK_TRIAL it
+    /// prints.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    soak: Option<u64>,
+}
+
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 fn project_root() -> PathBuf {
@@ -81,8 +92,14 @@ pub fn schema_text() -> String {
     format!("{}\n", serde_json::to_string_pretty(&schema).unwrap_or_default())
 }
 
-fn run_tests(sh: &Shell) -> Result<()> {
+fn run_tests(sh: &Shell, args: &TestArgs) -> Result<()> {
     host_packages::ensure(sh, host_packages::FOR_TESTS)?;
+    if let Some(trials) = args.soak {
+        let trials = trials.to_string();
+        let _soak = sh.push_env("PI_BOOTSTRAP_SOAK", trials);
+        cmd!(sh, "cargo test -p xtask --test interrupt -- --nocapture").run()?;
+        return Ok(());
+    }
     cmd!(sh, "cargo fmt --all -- --check").run()?;
     cmd!(sh, "cargo clippy --workspace --all-targets --quiet -- -D warnings").run()?;
     cmd!(sh, "cargo test --workspace --no-fail-fast").run()?;
@@ -106,7 +123,7 @@ fn main() -> ExitCode {
     let root = project_root();
     sh.change_dir(&root);
     let result = match args.task {
-        Task::Test => run_tests(&sh),
+        Task::Test(test_args) => run_tests(&sh, &test_args),
         Task::Install => install::run(&sh, &root),
         // pi-bootstrap-restore's exit code (0, 1, 2) is the task's.
         Task::Restore(restore_args) => match restore::run(&sh, &root, &restore_args) {
