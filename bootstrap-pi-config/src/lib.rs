@@ -1,5 +1,5 @@
-//! Restore step 3: the pi-config repo (cloned when missing, never forced), its
-//! dependency installs (when the lockfile changed or the installed tree is missing),
+//! Restore step 3: the pi-config repo (cloned when missing, fetched and fast-forwarded
+//! when it has nothing of its own, never forced), its dependency installs (when the lockfile changed or the installed tree is missing),
 //! the folders the host needs with their modes, and the Pi config links from the repo
 //! into place (usually `~/.pi/agent/...`).
 //!
@@ -13,7 +13,7 @@ use common::engine::{Folder, Resource, Symlink};
 use common::manifest::{ItemId, Manifest};
 
 pub use deps::DepInstall;
-pub use repo::GitRepo;
+pub use repo::{Fetch, GitRepo};
 
 /// The step's name in reports.
 pub const STEP: &str = "bootstrap-pi-config";
@@ -39,20 +39,21 @@ impl common::step::Step for PiConfigStep {
     type Args = Args;
 
     fn item_ids(manifest: &Manifest, _: &common::engine::Ctx, _: &Args) -> common::step::Ids {
-        Ok(Some(plan(manifest).iter().map(|r| r.id().0.clone()).collect()))
+        Ok(Some(plan(manifest, Fetch::Yes).iter().map(|r| r.id().0.clone()).collect()))
     }
 
     fn run(manifest: &Manifest, ctx: &common::engine::Ctx, args: &Args) -> common::step::Ran {
-        let resources = plan(manifest);
+        let resources = plan(manifest, Fetch::Yes);
         let selected = common::engine::select(&resources, &args.common.only)?;
         Ok(common::engine::run(STEP, &selected, ctx, &args.common.run_options()).into())
     }
 }
 
 /// The resources of this step, in order: the repo, its dependencies, folders, then
-/// links (so they land in the folders).
-pub fn plan(manifest: &Manifest) -> Vec<Box<dyn Resource + '_>> {
-    let mut plan: Vec<Box<dyn Resource>> = vec![Box::new(GitRepo::from_manifest(&manifest.repo))];
+/// links (so they land in the folders). `fetch` says whether the repo asks its remote
+/// first (the step does; the audit, offline, compares with the refs as last fetched).
+pub fn plan(manifest: &Manifest, fetch: Fetch) -> Vec<Box<dyn Resource + '_>> {
+    let mut plan: Vec<Box<dyn Resource>> = vec![Box::new(GitRepo::from_manifest(manifest, fetch))];
     for dep in &manifest.repo.deps {
         plan.push(Box::new(DepInstall::from_manifest(dep, manifest.repo.path.path())));
     }

@@ -1,6 +1,9 @@
-//! bootstrap-pi-config with real git: the clone, a dirty work tree reported and left
-//! alone, a wrong remote refused, `--check` on a fresh host, and a dependency install
-//! that runs again only when the lockfile changed.
+//! bootstrap-pi-config with real git and a bare remote: the clone, a dirty work tree
+//! reported and left alone, a wrong remote refused, `--check` on a fresh host, a
+//! dependency install that runs again only when the lockfile changed, and the clone
+//! kept current: new commits on the remote fast-forwarded (the install and the links
+//! follow), unpushed commits, a diverged branch and edits the host uses reported and
+//! left alone.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -28,14 +31,20 @@ struct Host {
 impl Host {
     fn new() -> Result<Host, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let origin = dir.path().join("origin");
-        fs::create_dir_all(origin.join("pi"))?;
-        fs::write(origin.join("pi/settings.json"), "{}\n")?;
-        fs::write(origin.join("deps.lock"), "left-pad 1.0.0\n")?;
-        fs::write(origin.join(".gitignore"), "installed/\ninstall.log\n")?;
-        git(&origin, &["init", "--quiet"])?;
-        git(&origin, &["add", "--all"])?;
-        git(&origin, &["commit", "--quiet", "-m", "fixture"])?;
+        let origin = dir.path().join("origin.git");
+        fs::create_dir_all(&origin)?;
+        git(&origin, &["init", "--quiet", "--bare"])?;
+        let upstream = dir.path().join("upstream");
+        fs::create_dir_all(upstream.join("pi"))?;
+        fs::write(upstream.join("pi/settings.json"), "{}\n")?;
+        fs::write(upstream.join("deps.lock"), "left-pad 1.0.0\n")?;
+        fs::write(upstream.join("README.md"), "pi-config\n")?;
+        fs::write(upstream.join(".gitignore"), "installed/\ninstall.log\n")?;
+        git(&upstream, &["init", "--quiet"])?;
+        git(&upstream, &["add", "--all"])?;
+        git(&upstream, &["commit", "--quiet", "-m", "fixture"])?;
+        git(&upstream, &["remote", "add", "origin", &format!("file://{}", origin.display())])?;
+        git(&upstream, &["push", "--quiet", "origin", "main"])?;
         let manifest = format!(
             "version: 1
 repo:
@@ -59,6 +68,24 @@ links:
     }
     fn repo(&self) -> PathBuf {
         self.dir.path().join("home/pi-config")
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.dir.path().join("origin.git").display())
+    }
+    /// A commit on the remote, made elsewhere (another machine) and pushed.
+    fn push_to_remote(&self, path: &str, content: &str) -> TestResult {
+        let upstream = self.dir.path().join("upstream");
+        fs::write(upstream.join(path), content)?;
+        git(&upstream, &["commit", "--quiet", "--all", "-m", &format!("edit {path}")])?;
+        git(&upstream, &["push", "--quiet", "origin", "main"])
+    }
+    /// A commit made on the host and never pushed.
+    fn commit_here(&self, path: &str, content: &str) -> TestResult {
+        fs::write(self.repo().join(path), content)?;
+        git(&self.repo(), &["commit", "--quiet", "--all", "-m", &format!("local edit of {path}")])
+    }
+    fn detail(report: &serde_json::Value) -> String {
+        item(report, "repo:pi-config")["detail"].as_str().unwrap_or_default().to_owned()
     }
     fn run(&self, args: &[&str]) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
         let out = Command::new(env!("CARGO_BIN_EXE_bootstrap-pi-config"))
@@ -136,8 +163,107 @@ fn a_dirty_work_tree_is_reported_and_left_alone() -> TestResult {
     assert_eq!(out.status.code(), Some(0));
     let repo = item(&report, "repo:pi-config");
     assert_eq!(repo["status"], "ok");
-    assert_eq!(repo["detail"], "dirty work tree: 1 changed file (left alone)");
+    assert_eq!(
+        repo["detail"],
+        "1 edited file the host uses (pi/settings.json): commit and push them, a restore from the remote would lose them"
+    );
     assert_eq!(fs::read_to_string(host.repo().join("pi/settings.json"))?, "{\"edited\": true}\n");
+
+    // An edit the host does not use is only mentioned.
+    git(&host.repo(), &["checkout", "--quiet", "--", "pi/settings.json"])?;
+    fs::write(host.repo().join("README.md"), "my notes\n")?;
+    let (_, report) = host.run(&[])?;
+    assert_eq!(
+        Host::detail(&report),
+        "up to date with origin/main, fetched just now; 1 changed file the host does not use (left alone)"
+    );
+    Ok(())
+}
+
+#[test]
+fn new_commits_on_the_remote_are_fast_forwarded_and_the_install_and_links_follow() -> TestResult {
+    let host = Host::new()?;
+    host.run(&[])?;
+    assert_eq!(host.installs(), 1);
+    host.push_to_remote("pi/settings.json", "{\"theme\": \"light\"}\n")?;
+    host.push_to_remote("deps.lock", "left-pad 1.0.2\n")?;
+
+    let (out, check) = host.run(&["--check"])?;
+    assert_eq!(out.status.code(), Some(1), "{check}");
+    assert_eq!(item(&check, "repo:pi-config")["status"], "would_change");
+    assert_eq!(
+        Host::detail(&check),
+        "behind origin/main by 2 commits, fetched just now: would fast-forward 2 commits"
+    );
+    assert_eq!(fs::read_to_string(host.repo().join("pi/settings.json"))?, "{}\n", "--check changed the work tree");
+
+    let (out, run) = host.run(&[])?;
+    assert_eq!(out.status.code(), Some(0), "{run}");
+    assert_eq!(item(&run, "repo:pi-config")["status"], "changed");
+    let linked = host.dir.path().join("home/.pi/agent/settings.json");
+    assert_eq!(fs::read_to_string(linked)?, "{\"theme\": \"light\"}\n", "the link shows what arrived");
+    assert_eq!(item(&run, "dep:deps")["status"], "changed", "the new lockfile runs the install: {run}");
+    assert_eq!(host.installs(), 2);
+
+    let (_, again) = host.run(&[])?;
+    assert_eq!(again["summary"]["changed"], 0, "{again}");
+    assert_eq!(Host::detail(&again), "up to date with origin/main, fetched just now");
+    Ok(())
+}
+
+#[test]
+fn unpushed_diverged_and_edited_clones_are_reported_and_left_alone() -> TestResult {
+    let host = Host::new()?;
+    host.run(&[])?;
+
+    // Ahead: a commit never pushed.
+    host.commit_here("README.md", "a local note\n")?;
+    let (out, report) = host.run(&[])?;
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert_eq!(item(&report, "repo:pi-config")["status"], "ok");
+    assert_eq!(
+        Host::detail(&report),
+        "1 commit not on origin/main, fetched just now: a restore from the remote would lose them; push them"
+    );
+
+    // Diverged: the remote moved on too; nothing is merged.
+    host.push_to_remote("pi/settings.json", "{\"remote\": 1}\n")?;
+    let head = |dir: &Path| -> Result<String, Box<dyn std::error::Error>> {
+        let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir).output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let before = head(&host.repo())?;
+    let (_, report) = host.run(&[])?;
+    assert_eq!(item(&report, "repo:pi-config")["status"], "ok");
+    assert_eq!(
+        Host::detail(&report),
+        "diverged from origin/main, fetched just now: 1 commit here, 1 commit there; merge or rebase by hand, then push"
+    );
+    assert_eq!(head(&host.repo())?, before, "a diverged branch was moved");
+
+    // Behind with an edit to a tracked file: not fast-forwarded, the edit kept.
+    git(&host.repo(), &["reset", "--quiet", "--hard", "origin/main~1"])?;
+    fs::write(host.repo().join("README.md"), "edited, not committed\n")?;
+    let (_, report) = host.run(&[])?;
+    assert_eq!(item(&report, "repo:pi-config")["status"], "ok");
+    assert_eq!(
+        Host::detail(&report),
+        "behind origin/main by 1 commit, fetched just now; not fast-forwarded: 1 tracked file is edited (README.md); commit or stash them, then run again"
+    );
+    assert_eq!(fs::read_to_string(host.repo().join("README.md"))?, "edited, not committed\n");
+
+    // An unreachable remote: said, and compared with the refs as last fetched.
+    git(&host.repo(), &["checkout", "--quiet", "--", "README.md"])?;
+    let (_, report) = host.run(&[])?;
+    assert_eq!(item(&report, "repo:pi-config")["status"], "changed", "{report}");
+    fs::rename(host.dir.path().join("origin.git"), host.dir.path().join("gone.git"))?;
+    let (out, report) = host.run(&[])?;
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    let detail = Host::detail(&report);
+    assert_eq!(item(&report, "repo:pi-config")["status"], "ok");
+    assert!(detail.starts_with("cannot fetch origin (fatal: "), "{detail}");
+    assert!(!detail.contains('\n'), "{detail}");
+    assert!(detail.contains("compared with origin/main, as last fetched"), "{detail}");
     Ok(())
 }
 
@@ -150,10 +276,7 @@ fn a_different_remote_or_branch_is_refused_not_forced() -> TestResult {
     assert_eq!(out.status.code(), Some(1));
     let detail = item(&report, "repo:pi-config")["detail"].as_str().unwrap_or_default().to_owned();
     assert!(detail.contains("the repo's origin is \"https://example.invalid/other.git\""), "{detail}");
-    git(
-        &host.repo(),
-        &["remote", "set-url", "origin", &format!("file://{}", host.dir.path().join("origin").display())],
-    )?;
+    git(&host.repo(), &["remote", "set-url", "origin", &host.url()])?;
     git(&host.repo(), &["checkout", "--quiet", "-b", "experiment"])?;
     let (_, report) = host.run(&[])?;
     let detail = item(&report, "repo:pi-config")["detail"].as_str().unwrap_or_default().to_owned();

@@ -541,7 +541,9 @@ fn nginx_sites(sites: &NginxSites, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str)
             Item::new(site.id.0.clone(), "nginx-site", status, detail).at(site.available.clone())
         };
         match sites.observe(site) {
-            Ok(Observed::InSync | Observed::Note(_)) => items.push(site_item(Status::Ok, String::new())),
+            Ok(Observed::InSync | Observed::Note(_) | Observed::LeftAlone(_)) => {
+                items.push(site_item(Status::Ok, String::new()))
+            }
             Ok(Observed::Differs(d)) => {
                 due.push(*site);
                 items.push(site_item(Status::WouldChange, d.summary).with_diff(d.diff));

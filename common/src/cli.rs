@@ -58,6 +58,6 @@ impl CommonArgs {
     }
 
     pub fn run_options(&self) -> RunOptions {
-        RunOptions { check: self.check, only: self.only.clone(), verbosity: self.verbosity() }
+        RunOptions { check: self.check, only: self.only.clone(), verbosity: self.verbosity(), audit: false }
     }
 }

@@ -41,7 +41,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), Error> {
 /// The folders and links of pi-config, as `bootstrap-pi-config` makes them.
 fn install_files(manifest: &Manifest, home: &Path) -> Result<(), Error> {
     let ctx = Ctx::new(home);
-    let plan = bootstrap_pi_config::plan(manifest);
+    let plan = bootstrap_pi_config::plan(manifest, bootstrap_pi_config::Fetch::No);
     let files: Vec<&dyn engine::Resource> = plan
         .iter()
         .map(|r| r.as_ref())
@@ -149,8 +149,13 @@ impl Host {
 }
 
 fn audit(host: &Host, prereqs: bool) -> usize {
-    let options =
-        Options { verbosity: Verbosity::Quiet, backup: &NoBackupCheck, proc_net: PathBuf::from("/proc/net"), prereqs };
+    let options = Options {
+        verbosity: Verbosity::Quiet,
+        backup: &NoBackupCheck,
+        proc_net: PathBuf::from("/proc/net"),
+        prereqs,
+        fetch: bootstrap_pi_config::Fetch::No,
+    };
     match pi_config_audit::audit(&host.manifest, &host.ctx(), &options) {
         Ok(audit) => audit.report.items.len(),
         Err(e) => panic!("the audit refused: {e}"),
@@ -185,7 +190,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.bench_function("1000 services: services step (--check)", |b| {
-        let check = RunOptions { check: true, only: Vec::new(), verbosity: Verbosity::Quiet };
+        let check = RunOptions { check: true, only: Vec::new(), verbosity: Verbosity::Quiet, audit: true };
         b.iter(|| bootstrap_services::run(&generated.manifest, &generated.ctx(), &check).map(|r| r.items.len()))
     });
     // The audit registered the 1,000 env values as secrets: every output is redacted.
@@ -194,6 +199,7 @@ fn benches(c: &mut Criterion) {
         backup: &NoBackupCheck,
         proc_net: PathBuf::from("/proc/net"),
         prereqs: false,
+        fetch: bootstrap_pi_config::Fetch::No,
     };
     let audited = match pi_config_audit::audit(&generated.manifest, &generated.ctx(), &options) {
         Ok(audited) => audited,

@@ -1,5 +1,6 @@
 //! The audit: every difference between the manifest and the host, and what is on the
-//! host but not in the manifest. Read-only: it takes no lock and writes nothing.
+//! host but not in the manifest. Read-only: it takes no lock and writes nothing (with
+//! `--fetch`, the pi-config repo's remote-tracking ref, as `git fetch` does).
 //!
 //! Two halves, run side by side:
 //!
@@ -46,6 +47,11 @@ pub const STEP: &str = "pi-config-audit";
 pub struct Args {
     #[command(flatten)]
     pub common: common::cli::CommonArgs,
+    /// Fetch the pi-config repo's branch first (the only thing the audit writes: the
+    /// remote-tracking ref); without it, the repo is compared with its remote as last
+    /// fetched, offline.
+    #[arg(long)]
+    pub fetch: bool,
 }
 
 common::common_args!(Args);
@@ -67,7 +73,10 @@ impl common::step::Step for AuditStep {
     }
 
     fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
-        let options = Options::new(args.common.verbosity());
+        let mut options = Options::new(args.common.verbosity());
+        if args.fetch {
+            options.fetch = bootstrap_pi_config::Fetch::Yes;
+        }
         let audit = audit(manifest, ctx, &options)?.only(&args.common.only)?;
         let rendered = common::step::Rendered {
             human: render::render_human(&audit, &ctx.home, args.common.verbosity(), render::colour_allowed()),
@@ -86,12 +95,20 @@ pub struct Options<'a> {
     pub proc_net: PathBuf,
     /// Run the prerequisites' check commands (one each, in parallel).
     pub prereqs: bool,
+    /// Whether the repo is fetched before it is compared with its remote.
+    pub fetch: bootstrap_pi_config::Fetch,
 }
 
 impl Options<'static> {
     /// Everything, backup freshness from `bootstrap-data status`.
     pub fn new(verbosity: Verbosity) -> Options<'static> {
-        Options { verbosity, backup: &BootstrapData, proc_net: PathBuf::from("/proc/net"), prereqs: true }
+        Options {
+            verbosity,
+            backup: &BootstrapData,
+            proc_net: PathBuf::from("/proc/net"),
+            prereqs: true,
+            fetch: bootstrap_pi_config::Fetch::No,
+        }
     }
 }
 
@@ -144,14 +161,14 @@ impl Audit {
 
 /// The steps' items, observed like `--check`; what a run would change is drift.
 fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Vec<Item>, UnknownItem> {
-    let check = RunOptions { check: true, only: Vec::new(), verbosity: options.verbosity };
+    let check = RunOptions { check: true, only: Vec::new(), verbosity: options.verbosity, audit: true };
     let (prereqs, pi_config, services) = std::thread::scope(|scope| {
         let prereqs = scope.spawn(|| {
             let prereqs: Vec<_> = manifest.prereqs.iter().collect();
             options.prereqs.then(|| bootstrap_prereqs::run(&prereqs, true, options.verbosity))
         });
         let services = scope.spawn(|| bootstrap_services::run(manifest, ctx, &check));
-        let plan = bootstrap_pi_config::plan(manifest);
+        let plan = bootstrap_pi_config::plan(manifest, options.fetch);
         let plan: Vec<&dyn engine::Resource> = plan.iter().map(|r| r.as_ref()).collect();
         let pi_config = engine::run(bootstrap_pi_config::STEP, &plan, ctx, &check);
         (joined(prereqs), pi_config, joined(services))

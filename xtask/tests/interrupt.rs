@@ -40,7 +40,8 @@
 //! state folder `~/.local/state/pi-bootstrap` (run ids, times in the ledger, kept
 //! copies named for their run, the lock; its `tmp/` and `kept/` are checked on their
 //! own), `~/.cache` (restic's cache: which pack files a restore happened to read), in
-//! the repo's `.git` the `index` (stat data of the checkout), `logs/` (times) and
+//! the repo's `.git` the `index` (stat data of the checkout), `logs/` (times),
+//! `FETCH_HEAD` (written by every run's fetch, not by the clone) and
 //! `objects/` (a clone may pack differently; the checked-out commit is `.git/HEAD` and
 //! its ref, which stay in), and any socket, fifo or pid file. The web service writes
 //! no runtime files and logs to the manager, outside HOME; nginx's logs and pid are
@@ -594,6 +595,7 @@ validate:
                 || rel.starts_with(".cache")
                 || rel.starts_with("pi-config/.git/index")
                 || rel.starts_with("pi-config/.git/logs")
+                || rel.starts_with("pi-config/.git/FETCH_HEAD")
                 || rel.starts_with("pi-config/.git/objects")
                 || rel.extension().is_some_and(|e| e == "pid")
         };

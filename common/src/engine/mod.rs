@@ -38,8 +38,14 @@ use crate::state::{StateDir, StateError};
 pub enum Observed {
     /// In the declared state.
     InSync,
-    /// In the declared state, with something the user should know (a dirty repo).
+    /// In the declared state, with something the user should know (edits to files the
+    /// host does not use).
     Note(String),
+    /// Not what a restore from the declared sources would give, but the user's to
+    /// settle, so a run leaves it alone and says why (unpushed commits, edited files the
+    /// host uses, a diverged branch): `ok` with the reason in a step, `drift` in the
+    /// audit ([`RunOptions::audit`]).
+    LeftAlone(String),
     /// Not in the declared state.
     Differs(Difference),
 }
@@ -125,6 +131,9 @@ pub struct RunOptions {
     /// Only these ids (all when empty).
     pub only: Vec<String>,
     pub verbosity: Verbosity,
+    /// Observed for the audit (with `check`): what a run leaves alone
+    /// ([`Observed::LeftAlone`]) is drift.
+    pub audit: bool,
 }
 
 /// `--only` named an id that is not in the plan.
@@ -155,7 +164,7 @@ pub fn run(step: &str, resources: &[&dyn Resource], ctx: &Ctx, options: &RunOpti
     let bar = output::progress(resources.len() as u64, step, options.verbosity);
     for resource in resources {
         bar.set_message(resource.id().to_string());
-        report.push(run_one(*resource, ctx, options.check));
+        report.push(observe_and_apply(*resource, ctx, options.check, options.audit));
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -167,6 +176,11 @@ pub fn run(step: &str, resources: &[&dyn Resource], ctx: &Ctx, options: &RunOpti
 
 /// The item for one resource: observe, apply, observe again.
 pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
+    observe_and_apply(resource, ctx, check, false)
+}
+
+/// [`run_one`], where `audit` makes what a run leaves alone drift.
+fn observe_and_apply(resource: &dyn Resource, ctx: &Ctx, check: bool, audit: bool) -> Item {
     let item = |status, detail: String, diff| {
         Item::new(resource.id().to_string(), resource.kind(), status, detail)
             .at_maybe(resource.path().map(Path::to_path_buf))
@@ -175,6 +189,7 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
     let difference = match resource.observe(ctx) {
         Ok(Observed::InSync) => return item(Status::Ok, String::new(), None),
         Ok(Observed::Note(note)) => return item(Status::Ok, note, None),
+        Ok(Observed::LeftAlone(why)) => return item(if audit { Status::Drift } else { Status::Ok }, why, None),
         Ok(Observed::Differs(difference)) => difference,
         Err(e) => return item(Status::Failed, format!("cannot observe: {e}"), None),
     };
@@ -185,7 +200,10 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
         return item(Status::Failed, format!("{}: {e}", difference.summary), difference.diff);
     }
     match resource.observe(ctx) {
-        Ok(Observed::InSync | Observed::Note(_)) => item(Status::Changed, difference.summary, difference.diff),
+        // What is left alone after the change was already said in its summary.
+        Ok(Observed::InSync | Observed::Note(_) | Observed::LeftAlone(_)) => {
+            item(Status::Changed, difference.summary, difference.diff)
+        }
         Ok(Observed::Differs(after)) => {
             item(Status::Failed, format!("did not converge: still {} after applying", after.summary), after.diff)
         }

@@ -113,6 +113,8 @@ pub fn make_repo(repo: &Path) -> Result<(), Box<dyn std::error::Error>> {
     git(repo, &["remote", "add", "origin", "https://example.invalid/pi-config.git"])?;
     git(repo, &["add", "--all"])?;
     git(repo, &["commit", "--quiet", "-m", "fixture"])?;
+    // As a clone has it: the remote's branch as last fetched, here equal to HEAD.
+    git(repo, &["update-ref", "refs/remotes/origin/main", "HEAD"])?;
     Ok(())
 }
 
