@@ -570,6 +570,13 @@ fn nginx_sites(sites: &NginxSites, ctx: &Ctx, check: bool, wanted: &dyn Fn(&str)
         };
         items.push(it);
     }
+    // `nginx -t` on the configuration a run would put in place: what it would refuse fails.
+    if check && let Err(e) = sites.check(&due, ctx) {
+        for item in items.iter_mut().filter(|i| i.status == Status::WouldChange) {
+            item.status = Status::Failed;
+            item.detail = format!("{}: {e}", item.detail);
+        }
+    }
     if !check && !due.is_empty() {
         let outcome = sites.apply(&due, ctx);
         for item in items.iter_mut().filter(|i| i.status == Status::WouldChange) {
