@@ -79,6 +79,50 @@ impl Actions {
     pub fn touch(&self, unit: &str) -> bool {
         [&self.enable, &self.start, &self.restart].iter().any(|units| units.iter().any(|u| u == unit))
     }
+
+    /// What is done to `units` (one service's), in words: "would enable and start
+    /// a.service" under `--check` ([`Tense::Would`]), "enabled and started a.service"
+    /// after the run ([`Tense::Done`]); empty when nothing is. The check and the run
+    /// say the same thing of the same actions.
+    pub fn describe(&self, units: &[String], why_restart: &str, tense: Tense) -> String {
+        let of = |list: &[String]| -> Vec<String> { list.iter().filter(|u| units.contains(u)).cloned().collect() };
+        let (enable, start, restart) = (of(&self.enable), of(&self.start), of(&self.restart));
+        let (would, enabled, started, restarted) = match tense {
+            Tense::Would => ("would ", "enable", "start", "restart"),
+            Tense::Done => ("", "enabled", "started", "restarted"),
+        };
+        let mut parts = Vec::new();
+        if !restart.is_empty() {
+            parts.push(format!("{restarted}: {why_restart}"));
+        }
+        match (enable.is_empty(), start.is_empty()) {
+            (false, false) if enable == start => parts.push(format!("{enabled} and {started} {}", enable.join(" "))),
+            (false, _) => {
+                let mut said = format!("{enabled} {}", enable.join(" "));
+                if start.is_empty() && restart.is_empty() {
+                    // Running but disabled: it would not come back after a reboot.
+                    said.push_str(match tense {
+                        Tense::Would => " (it runs, but would not start again after a reboot)",
+                        Tense::Done => " (it ran, but would not have started again after a reboot)",
+                    });
+                }
+                parts.push(said);
+                if !start.is_empty() {
+                    parts.push(format!("{started} {}", start.join(" ")));
+                }
+            }
+            (true, false) => parts.push(format!("{started} {}", start.join(" "))),
+            (true, true) => {}
+        }
+        if parts.is_empty() { String::new() } else { format!("{would}{}", parts.join("; ")) }
+    }
+}
+
+/// Whether [`Actions::describe`] says what a run would do or what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tense {
+    Would,
+    Done,
 }
 
 #[cfg(test)]
@@ -141,5 +185,45 @@ mod tests {
         let mut actions = Actions::default();
         actions.add(Plan::Wait, &units(false, false));
         assert_eq!(actions, Actions::default(), "a waiting service is neither enabled nor started");
+    }
+
+    #[test]
+    fn the_check_and_the_run_say_exactly_what_is_done() {
+        let said = |plan, enabled, active| {
+            let mut actions = Actions::default();
+            actions.add(plan, &[("a.service".to_owned(), UnitNow { enabled, active })]);
+            let units = ["a.service".to_owned()];
+            (
+                actions.describe(&units, "its unit changed", Tense::Would),
+                actions.describe(&units, "its unit changed", Tense::Done),
+            )
+        };
+        let table = [
+            (Plan::Ensure, false, false, "would enable and start a.service", "enabled and started a.service"),
+            (Plan::Ensure, true, false, "would start a.service", "started a.service"),
+            (
+                Plan::Ensure,
+                false,
+                true,
+                "would enable a.service (it runs, but would not start again after a reboot)",
+                "enabled a.service (it ran, but would not have started again after a reboot)",
+            ),
+            (Plan::Ensure, true, true, "", ""),
+            (Plan::Restart, true, true, "would restart: its unit changed", "restarted: its unit changed"),
+            (
+                Plan::Restart,
+                false,
+                true,
+                "would restart: its unit changed; enable a.service",
+                "restarted: its unit changed; enabled a.service",
+            ),
+        ];
+        for (plan, enabled, active, would, done) in table {
+            assert_eq!(said(plan, enabled, active), (would.to_owned(), done.to_owned()), "{plan:?} {enabled} {active}");
+        }
+        // Another service's units are not this one's.
+        let mut actions = Actions::default();
+        actions.add(Plan::Ensure, &[("b.service".to_owned(), UnitNow::default())]);
+        assert_eq!(actions.describe(&["a.service".to_owned()], "", Tense::Would), "");
     }
 }

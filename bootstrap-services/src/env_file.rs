@@ -90,6 +90,29 @@ impl EnvFileResource {
     pub fn unavailable(&self) -> Result<Vec<String>, EngineError> {
         Ok(self.needs()?.unavailable)
     }
+
+    /// The text the file holds once a run has written it: what is there with the
+    /// variables from the environment added (as [`Resource::apply`] writes it); what
+    /// is there when a run would write nothing (a variable nobody provides). So a
+    /// service's fingerprint is the same under `--check` as in the run.
+    pub fn text_after_run(&self) -> Result<String, EngineError> {
+        let needs = self.needs()?;
+        Ok(if needs.unavailable.is_empty() { with_added(needs.text, &needs.add) } else { needs.text })
+    }
+}
+
+/// `text` with a line for each of `add`, as the file is written.
+fn with_added(mut text: String, add: &[(String, String)]) -> String {
+    if add.is_empty() {
+        return text;
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for (name, value) in add {
+        text.push_str(&line(name, value));
+    }
+    text
 }
 
 impl Resource for EnvFileResource {
@@ -156,13 +179,7 @@ impl Resource for EnvFileResource {
         }
         // No copy is kept: the new file is the old one with lines added (nothing is
         // lost), and a copy would put secrets in the state folder.
-        let mut text = needs.text;
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        for (name, value) in &needs.add {
-            text.push_str(&line(name, value));
-        }
+        let text = with_added(needs.text, &needs.add);
         fsx::write_atomic(&self.path, text.as_bytes(), Some(self.mode)).map_err(EngineError::io("write", &self.path))
     }
 }

@@ -37,7 +37,7 @@ use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
 use common::step::{Step, StepError};
 use common::systemd::{self, UnitState};
-use decide::{Actions, Facts, Plan, UnitNow};
+use decide::{Actions, Facts, Plan, Tense, UnitNow};
 use waiting::{Awaiting, Wait};
 
 pub use env_file::EnvFileResource;
@@ -188,7 +188,11 @@ fn services(
     let chosen: Vec<&Service> =
         manifest.services.iter().filter(|s| wanted(&ItemId::new("service", s.name.as_str()).0)).collect();
     if let Err(e) = systemd::ensure_reachable() {
-        let status = if check { Status::Skipped } else { Status::Failed };
+        if check {
+            unreachable_check(&files, &generated, &chosen, timer, ctx, &e, report);
+            return;
+        }
+        let status = Status::Failed;
         for file in &files {
             report.push(Item::new(&file.id.0, "unit", status, e.to_string()));
         }
@@ -322,13 +326,13 @@ fn services(
                 report.push(waiting_item(service, paths));
                 continue;
             }
-            let (status, detail) = if due.contains(name) {
-                (Status::WouldChange, "would restart: its unit, env file or code changed".to_owned())
-            } else if !is_running(service, &before) {
-                (Status::WouldChange, format!("would enable and start {}", service.units_to_run().join(" ")))
-            } else {
-                (Status::Ok, String::new())
-            };
+            // What the run would do, from the same plan and the same unit states.
+            let plan = plans.get(name).copied().unwrap_or(Plan::Ensure);
+            let run_units = service.units_to_run();
+            let mut actions = Actions::default();
+            actions.add(plan, &run_units.iter().map(|u| unit_now(&before, u)).collect::<Vec<_>>());
+            let detail = actions.describe(&run_units, RESTART_WHY, Tense::Would);
+            let status = if detail.is_empty() { Status::Ok } else { Status::WouldChange };
             report.push(Item::new(&ItemId::new("service", name).0, "service", status, detail));
         }
         if let Some(timer) = timer {
@@ -365,31 +369,22 @@ fn services(
     common::sys::crash_point("after-units");
 
     let current = systemd::show(&names, &[]).unwrap_or_default();
-    let unit_now = |unit: &str| {
-        let now = state_of(&current, unit);
-        let enabled = matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked");
-        (unit.to_owned(), UnitNow { enabled, active: now.is_active() })
-    };
     let mut actions = Actions::default();
     for service in &chosen {
         let plan = plans.get(service.name.as_str()).copied().unwrap_or(Plan::Ensure);
-        let units: Vec<(String, UnitNow)> = service.units_to_run().iter().map(|u| unit_now(u)).collect();
+        let units: Vec<(String, UnitNow)> = service.units_to_run().iter().map(|u| unit_now(&current, u)).collect();
         actions.add(plan, &units);
     }
+    let done = actions.clone();
     let Actions { enable: mut to_enable, start: mut to_start, restart: mut to_restart } = actions;
     // The timer, once its units are in place (or as they were, when they failed).
     let act_on_timer = timer.filter(|_| broken.is_empty() && state_of(&current, &timer_unit).exists());
-    if let Some(timer) = act_on_timer {
-        let now = state_of(&current, &timer_unit);
-        if !now.is_enabled() {
-            to_enable.push(timer_unit.clone());
-        }
-        if due.contains(&timer.id.0) {
-            to_restart.push(timer_unit.clone());
-        } else if !now.is_active() {
-            to_start.push(timer_unit.clone());
-        }
-    }
+    let timer_done = act_on_timer
+        .map(|timer| timer_actions(&timer_unit, &state_of(&current, &timer_unit), due.contains(&timer.id.0)))
+        .unwrap_or_default();
+    to_enable.extend(timer_done.enable.iter().cloned());
+    to_start.extend(timer_done.start.iter().cloned());
+    to_restart.extend(timer_done.restart.iter().cloned());
     let mut failures: Vec<String> = Vec::new();
     for (verb, units) in [("enable", &to_enable), ("start", &to_start), ("restart", &to_restart)] {
         if units.is_empty() {
@@ -414,13 +409,7 @@ fn services(
         if is_running(service, &after) {
             state.started.insert(name.to_owned(), fingerprint(service, manifest));
             state.restart_due.remove(name);
-            let detail = if to_restart.iter().any(|u| run_units.contains(u)) {
-                "restarted: its unit, env file or code changed".to_owned()
-            } else if touched {
-                format!("enabled and started {}", run_units.join(" "))
-            } else {
-                String::new()
-            };
+            let detail = done.describe(&run_units, RESTART_WHY, Tense::Done);
             report.push(Item::new(&id, "service", if touched { Status::Changed } else { Status::Ok }, detail));
         } else {
             let states: Vec<String> = run_units
@@ -454,13 +443,7 @@ fn services(
             timer_left_item(timer, &now, &broken)
         } else if now.is_active() && now.is_enabled() {
             state.restart_due.remove(&timer.id.0);
-            let done = if restarted {
-                "restarted: its unit changed".to_owned()
-            } else if touched {
-                format!("enabled and started {timer_unit}")
-            } else {
-                String::new()
-            };
+            let done = timer_done.describe(std::slice::from_ref(&timer_unit), TIMER_RESTART_WHY, Tense::Done);
             let next = next_run(&now);
             let detail = [done, next].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; ");
             let status = if touched { Status::Changed } else { Status::Ok };
@@ -478,6 +461,62 @@ fn services(
     if let Err(e) = state.save(&ctx.state) {
         report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
     }
+}
+
+/// `--check` (and the audit) without a reachable user manager: the unit files are
+/// still compared with the repo (they are files), but what systemd runs is unknown, so
+/// every service and the timer fail with the reason and its fix: the check cannot say
+/// the host is right.
+fn unreachable_check(
+    files: &[UnitFile],
+    generated: &[&GeneratedUnit],
+    chosen: &[&Service],
+    timer: Option<&BackupTimer>,
+    ctx: &Ctx,
+    why: &systemd::SystemdError,
+    report: &mut Report,
+) {
+    for file in files {
+        report.push(engine::run_one(file, ctx, true));
+    }
+    for unit in generated {
+        report.push(engine::run_one(*unit, ctx, true));
+    }
+    let unknown = format!("whether it is enabled and running is unknown: {why}");
+    for service in chosen {
+        report.push(Item::new(&ItemId::new("service", service.name.as_str()).0, "service", Status::Failed, &unknown));
+    }
+    if let Some(timer) = timer {
+        report.push(Item::new(&timer.id.0, "timer", Status::Failed, &unknown));
+    }
+}
+
+/// Why a service restarts, in its item.
+const RESTART_WHY: &str = "its unit, env file or code changed";
+/// Why the backup timer restarts, in its item.
+const TIMER_RESTART_WHY: &str = "its unit changed";
+
+/// What the backup timer needs, as systemd has it now: enabled, and started (or
+/// restarted, when its unit changed while it ran).
+fn timer_actions(unit: &str, now: &UnitState, restart_due: bool) -> Actions {
+    let mut actions = Actions::default();
+    if !now.is_enabled() {
+        actions.enable.push(unit.to_owned());
+    }
+    if restart_due {
+        actions.restart.push(unit.to_owned());
+    } else if !now.is_active() {
+        actions.start.push(unit.to_owned());
+    }
+    actions
+}
+
+/// `unit` as systemd has it in `states`, for the plan's actions: enabled (or with
+/// nothing to enable: static, linked), active.
+fn unit_now(states: &[UnitState], unit: &str) -> (String, UnitNow) {
+    let now = states.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
+    let enabled = matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked");
+    (unit.to_owned(), UnitNow { enabled, active: now.is_active() })
 }
 
 /// "next run Wed 2026-12-02 03:00:00 UTC", when systemd says.
@@ -521,12 +560,15 @@ fn timer_check_item(
         return timer_left_item(timer, now, broken);
     }
     let unit = backup_timer::timer_unit();
-    let it = if due.contains(&timer.id.0) {
-        Item::new(&timer.id.0, "timer", Status::WouldChange, "would restart: its unit changed".to_owned())
-    } else if !now.is_active() || !now.is_enabled() {
-        Item::new(&timer.id.0, "timer", Status::WouldChange, format!("would enable and start {unit}"))
-    } else {
+    let would = timer_actions(&unit, now, due.contains(&timer.id.0)).describe(
+        std::slice::from_ref(&unit),
+        TIMER_RESTART_WHY,
+        Tense::Would,
+    );
+    let it = if would.is_empty() {
         Item::new(&timer.id.0, "timer", Status::Ok, next_run(now))
+    } else {
+        Item::new(&timer.id.0, "timer", Status::WouldChange, would)
     };
     with_program(timer, it, home)
 }

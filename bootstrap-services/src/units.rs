@@ -126,28 +126,30 @@ pub fn unit_files(manifest: &Manifest, home: &Path) -> Vec<UnitFile> {
 }
 
 /// A digest of everything whose change means a service must restart: its unit and
-/// timers, its env file, and its code.
+/// timers, its env file (as a run leaves it), and its code.
 pub fn fingerprint(service: &Service, manifest: &Manifest) -> String {
     let mut hash = Sha256::new();
-    let mut add_file = |label: &str, path: &Path| {
+    let mut add = |label: &str, bytes: &[u8]| {
         hash.update(label.as_bytes());
         hash.update([0]);
-        hash.update(fs::read(path).unwrap_or_default());
+        hash.update(bytes);
         hash.update([0]);
     };
-    add_file("unit", service.unit.path());
+    add("unit", &fs::read(service.unit.path()).unwrap_or_default());
     for timer in &service.timers {
-        add_file("timer", timer.path());
+        add("timer", &fs::read(timer.path()).unwrap_or_default());
     }
     if let Some(env) = service.env_file.as_deref().and_then(|name| manifest.env_file(name)) {
-        add_file("env", env.path.path());
+        // As a run leaves it, so `--check` decides restarts from what the run will see.
+        let text = crate::env_file::EnvFileResource::from_manifest(env).text_after_run().unwrap_or_default();
+        add("env", text.as_bytes());
     }
     let mut code = Vec::new();
     walk(service.source.path(), &mut code);
     code.sort();
     for file in code {
         let label = file.strip_prefix(service.source.path()).unwrap_or(&file).display().to_string();
-        add_file(&label, &file);
+        add(&label, &fs::read(&file).unwrap_or_default());
     }
     let digest = hash.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()

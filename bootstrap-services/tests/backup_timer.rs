@@ -188,6 +188,20 @@ fn the_timer_is_installed_and_started_and_fails_until_the_binaries_are_installed
     let (out, only) = fx.run(&["--only", TIMER])?;
     assert_eq!(out.status.code(), Some(0), "{only:#}");
     assert_eq!(only["items"].as_array().map(Vec::len), Some(1));
+
+    // Disabled while it runs: the timer would not come back after a reboot.
+    fx.systemctl(&["disable", "pi-bootstrap-backup.timer"])?;
+    let (_, check) = fx.run(&["--check"])?;
+    assert_eq!(item(&check, TIMER)["status"], "would_change", "{check:#}");
+    assert_eq!(
+        detail(&check, TIMER),
+        "would enable pi-bootstrap-backup.timer (it runs, but would not start again after a reboot)"
+    );
+    let (_, enabled) = fx.run(&[])?;
+    assert_eq!(item(&enabled, TIMER)["status"], "changed", "{enabled:#}");
+    assert_eq!(enabled["commands"], serde_json::json!(["systemctl --user enable pi-bootstrap-backup.timer"]));
+    assert_eq!(fx.systemctl(&["is-enabled", "pi-bootstrap-backup.timer"])?, "enabled");
+
     fx.systemctl(&["start", "pi-bootstrap-backup.service"])?;
     let ran = fs::read_to_string(fx.home().join("ran"))?;
     let home = fx.home().display().to_string();

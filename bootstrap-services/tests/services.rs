@@ -92,9 +92,23 @@ env:
         token: Option<&str>,
         extra_env: &[(&str, &str)],
     ) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
+        self.run_with(&[], token, extra_env)
+    }
+
+    /// `--check` with the canary exported.
+    fn check(&self) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
+        self.run_with(&["--check"], Some(CANARY), &[])
+    }
+
+    fn run_with(
+        &self,
+        args: &[&str],
+        token: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
         let manifest = self.machine.layout.root.join("pi-bootstrap.yaml");
         let mut cmd = self.machine.command(env!("CARGO_BIN_EXE_bootstrap-services"));
-        cmd.args(["--manifest", &manifest.display().to_string(), "--json"]);
+        cmd.args(["--manifest", &manifest.display().to_string(), "--json"]).args(args);
         match token {
             Some(token) => cmd.env("DEMO_TOKEN", token),
             None => cmd.env_remove("DEMO_TOKEN"),
@@ -170,6 +184,83 @@ fn installs_everything_then_a_second_run_changes_and_restarts_nothing() -> TestR
     assert_eq!(second["summary"]["changed"], 0, "{second}");
     assert_eq!(second["commands"], serde_json::json!([]), "a second run runs nothing");
     assert_eq!((fx.main_pid("alpha.service")?, fx.main_pid("beta.service")?), pids, "nothing restarted");
+    Ok(())
+}
+
+/// The status and detail of `id` in `report`.
+fn said(report: &serde_json::Value, id: &str) -> (String, String) {
+    let found = item(report, id);
+    (found["status"].as_str().unwrap_or_default().to_owned(), found["detail"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn enablement_is_checked_and_said_the_way_the_run_applies_it() -> TestResult {
+    let Some(machine) = sandbox::isolated("enablement_is_checked_and_said_the_way_the_run_applies_it") else {
+        return Ok(());
+    };
+    let fx = Fixture::new(machine)?;
+    fx.run(Some(CANARY), &[])?;
+    let systemctl = |args: &[&str]| fx.machine.command("systemctl").arg("--user").args(args).output();
+
+    // Disabled but running: it would not come back after a reboot.
+    systemctl(&["disable", "beta.service"])?;
+    let pid = fx.main_pid("beta.service")?;
+    let (out, check) = fx.check()?;
+    assert_eq!(out.status.code(), Some(1), "{check}");
+    assert_eq!(
+        said(&check, "service:beta"),
+        ("would_change".into(), "would enable beta.service (it runs, but would not start again after a reboot)".into())
+    );
+    assert_eq!(said(&check, "service:alpha").0, "ok");
+    let (_, run) = fx.run(Some(CANARY), &[])?;
+    assert_eq!(
+        said(&run, "service:beta"),
+        ("changed".into(), "enabled beta.service (it ran, but would not have started again after a reboot)".into())
+    );
+    assert_eq!(run["commands"], serde_json::json!(["systemctl --user enable beta.service"]), "{run}");
+    assert_eq!(fx.main_pid("beta.service")?, pid, "enabling does not restart it");
+
+    // Stopped but enabled: started, nothing more.
+    systemctl(&["stop", "alpha.service"])?;
+    let (_, check) = fx.check()?;
+    assert_eq!(said(&check, "service:alpha"), ("would_change".into(), "would start alpha.service".into()));
+    let (_, run) = fx.run(Some(CANARY), &[])?;
+    assert_eq!(said(&run, "service:alpha"), ("changed".into(), "started alpha.service".into()));
+    assert_eq!(run["commands"], serde_json::json!(["systemctl --user start alpha.service"]), "{run}");
+    let (_, again) = fx.run(Some(CANARY), &[])?;
+    assert_eq!(again["summary"]["changed"], 0, "{again}");
+    Ok(())
+}
+
+#[test]
+fn a_missing_env_file_is_checked_with_the_file_the_run_will_write() -> TestResult {
+    let Some(machine) = sandbox::isolated("a_missing_env_file_is_checked_with_the_file_the_run_will_write") else {
+        return Ok(());
+    };
+    let fx = Fixture::new(machine)?;
+    fx.run(Some(CANARY), &[])?;
+    let pid = fx.main_pid("alpha.service")?;
+    fs::remove_file(fx.machine.layout.home().join(".config/demo/demo.env"))?;
+    // The run writes the same file again: nothing that reads it restarts.
+    let (_, check) = fx.check()?;
+    assert_eq!(said(&check, "env:demo").0, "would_change");
+    assert_eq!(said(&check, "service:alpha"), ("ok".into(), String::new()), "{check}");
+    let (_, run) = fx.run(Some(CANARY), &[])?;
+    assert_eq!(said(&run, "env:demo").0, "changed");
+    assert_eq!(said(&run, "service:alpha"), ("ok".into(), String::new()), "{run}");
+    assert_eq!(fx.main_pid("alpha.service")?, pid);
+
+    // A new value: the check and the run both restart exactly the service that reads it.
+    fs::remove_file(fx.machine.layout.home().join(".config/demo/demo.env"))?;
+    let (_, check) = fx.run_with(&["--check"], Some("another-canary-token-1b2c"), &[])?;
+    assert_eq!(
+        said(&check, "service:alpha"),
+        ("would_change".into(), "would restart: its unit, env file or code changed".into())
+    );
+    assert_eq!(said(&check, "service:beta").0, "ok");
+    let (_, run) = fx.run(Some("another-canary-token-1b2c"), &[])?;
+    assert_eq!(said(&run, "service:alpha"), ("changed".into(), "restarted: its unit, env file or code changed".into()));
+    assert_eq!(said(&run, "service:beta").0, "ok");
     Ok(())
 }
 

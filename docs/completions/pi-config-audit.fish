@@ -4,5 +4,6 @@ complete -c pi-config-audit -l check -d 'Observe only: change nothing, show what
 complete -c pi-config-audit -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c pi-config-audit -s v -l verbose -d 'Also list the commands the run ran'
 complete -c pi-config-audit -s q -l quiet -d 'Show only what is not ok, and the recap'
+complete -c pi-config-audit -l fetch -d 'Fetch the pi-config repo\'s branch first (the only thing the audit writes: the remote-tracking ref); without it, the repo is compared with its remote as last fetched, offline'
 complete -c pi-config-audit -s h -l help -d 'Print help'
 complete -c pi-config-audit -s V -l version -d 'Print version'

@@ -1,9 +1,11 @@
 //! The audit against a real `systemd --user` in a sandbox (fresh namespaces, private
 //! loopback, temporary HOME): a host installed by hand is clean; then a deleted link, an
 //! edited unit, an undeclared unit, an undeclared nginx site, an unclassified folder,
-//! an env file made 0644, a stopped service, an undeclared block and a tracked
-//! database are each found and named; the audit changes nothing on disk, and never
-//! prints a secret.
+//! an env file made 0644, a stopped service, a disabled running service, an undeclared
+//! block, a tracked database and an unpushed commit are each found and named; without
+//! a reachable user manager the unit files are still compared and the services'
+//! states are said to be unknown (exit 1); the audit changes nothing on disk, and
+//! never prints a secret.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -79,6 +81,7 @@ impl Host {
             (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
             (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
             (r"\d+s old", "[AGE]"),
+            (r"as last fetched [^,;:)]+ ago", "as last fetched [AGE] ago"),
             (r"\d+s ago", "[AGE]"),
         ];
         rules.iter().fold(text, |text, (pattern, with)| match regex::Regex::new(pattern) {
@@ -127,6 +130,8 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     host.systemctl(&["daemon-reload"])?;
     host.systemctl(&["enable", "--now", "gamma.service"])?;
     host.systemctl(&["stop", "alpha.service"])?;
+    // Still running, but it would not come back after a reboot.
+    host.systemctl(&["disable", "beta.service"])?;
     let nginx = host.machine.layout.nginx_prefix();
     fs::write(nginx.join("sites-enabled/extra"), "server { listen 127.0.0.1:8081; }\n")?;
     fs::create_dir(home.join("scratch"))?;
@@ -157,9 +162,12 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
         ("link:settings", "files", "missing"),
         ("unit:beta.service", "services", "differs from the repo"),
         ("undeclared-unit:gamma.service", "services", "enabled, active (running)"),
-        ("service:alpha", "services", "would enable and start alpha.service"),
-        // Its installed unit differs from the repo: a run would restart it.
-        ("service:beta", "services", "would restart"),
+        // Stopped, still enabled: a run would start it, nothing more.
+        ("service:alpha", "services", "would start alpha.service"),
+        // Its installed unit differs from the repo: a run would restart it, and enable it.
+        ("service:beta", "services", "would restart: its unit, env file or code changed; enable beta.service"),
+        // The "oops" commit was never pushed.
+        ("repo:pi-config", "files", "1 commit not on origin/main"),
         ("port:alpha", "services", "nothing listens on port 7401"),
         ("undeclared-site:extra", "nginx", "enabled in nginx"),
         ("undeclared-block:~/.bashrc:old", "shell", "block \"old\""),
@@ -182,6 +190,31 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     let drift_count = report["summary"]["drift"].as_u64().unwrap_or_default();
     assert_eq!(drift_count, expected.len() as u64, "nothing else drifts: {report:#}");
     printed.push_str(&String::from_utf8_lossy(&drifted.stdout));
+
+    // Without a reachable user manager (cron, ssh without a login session): the unit
+    // files are still compared, what systemd runs is unknown, and the audit says so.
+    let manifest = root.join("pi-bootstrap.yaml");
+    let blind = host
+        .machine
+        .command(env!("CARGO_BIN_EXE_pi-config-audit"))
+        .args(["--manifest", &manifest.display().to_string(), "--json"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()?;
+    assert_eq!(blind.status.code(), Some(1));
+    let report = json(&blind)?;
+    assert_eq!(item(&report, "unit:beta.service")["status"], "drift", "{report:#}");
+    assert_eq!(item(&report, "unit:alpha.service")["status"], "ok", "{report:#}");
+    for id in ["service:alpha", "service:beta"] {
+        let found = item(&report, id);
+        assert_eq!(found["status"], "failed", "{id}: {report:#}");
+        let shown = found["detail"].as_str().unwrap_or_default();
+        assert!(
+            shown.starts_with("whether it is enabled and running is unknown: XDG_RUNTIME_DIR is not set"),
+            "{shown}"
+        );
+        assert!(shown.contains("export XDG_RUNTIME_DIR=/run/user/$(id -u)"), "{shown}");
+    }
+    printed.push_str(&String::from_utf8_lossy(&blind.stdout));
 
     let human = host.audit(&[])?;
     printed.push_str(&String::from_utf8_lossy(&human.stdout));
