@@ -191,10 +191,7 @@ fn new_commits_on_the_remote_are_fast_forwarded_and_the_install_and_links_follow
     let (out, check) = host.run(&["--check"])?;
     assert_eq!(out.status.code(), Some(1), "{check}");
     assert_eq!(item(&check, "repo:pi-config")["status"], "would_change");
-    assert_eq!(
-        Host::detail(&check),
-        "behind origin/main by 2 commits, fetched just now: would fast-forward 2 commits"
-    );
+    assert_eq!(Host::detail(&check), "behind origin/main by 2 commits, fetched just now: would fast-forward 2 commits");
     assert_eq!(fs::read_to_string(host.repo().join("pi/settings.json"))?, "{}\n", "--check changed the work tree");
 
     let (out, run) = host.run(&[])?;

@@ -58,7 +58,12 @@ impl Host {
         let resources = self.resources();
         let refs: Vec<&dyn Resource> = resources.iter().map(|r| r.as_ref()).collect();
         let ctx = Ctx::new(self.home.path());
-        engine::run("test-step", &refs, &ctx, &RunOptions { check, only: Vec::new(), verbosity: Verbosity::Normal, audit: false })
+        engine::run(
+            "test-step",
+            &refs,
+            &ctx,
+            &RunOptions { check, only: Vec::new(), verbosity: Verbosity::Normal, audit: false },
+        )
     }
     fn tree(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
