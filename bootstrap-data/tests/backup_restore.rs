@@ -11,7 +11,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{CANARY, Host, PATHS, TestResult, detail, differences, files, item, tree};
+use support::{CANARY, Host, PATHS, differences, files, tree};
+use test_support::TestResult;
+use test_support::json::{detail, item};
 
 /// The paths that come back from the backup, relative to HOME.
 const RESTORED: &[&str] =
@@ -25,8 +27,9 @@ fn lose_the_data(host: &Host) -> TestResult {
         let path = h.join(rel);
         if path.is_dir() { fs::remove_dir_all(&path)? } else { fs::remove_file(&path)? }
     }
-    // bootstrap-pi-config made these again, empty.
-    fs::create_dir_all(h.join("pi-config/work"))?;
+    // bootstrap-pi-config made these again, empty, a declared folder inside a data
+    // path too: a tree of empty folders is no data of this host.
+    fs::create_dir_all(h.join("pi-config/work/tasks"))?;
     fs::create_dir_all(h.join(".config/pi-telegram"))?;
     Ok(())
 }

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use support::{Host, TestResult, detail, item};
+use support::Host;
+use test_support::TestResult;
+use test_support::json::{detail, item};
 
 const WRITERS: i64 = 3;
 

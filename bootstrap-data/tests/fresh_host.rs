@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use common::engine::{Ctx, RunOptions};
 use common::sandbox::{self, Machine};
 use serde_json::Value;
-use support::{detail, differences, files, item};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Error = Box<dyn std::error::Error>;
+use support::{differences, files};
+use test_support::json::{commands, detail, item};
+use test_support::sandbox::systemctl;
+use test_support::{Error, TestResult, tree};
 
 /// The restic password of every test here: it must never show in any output.
 const CANARY: &str = "canary-fresh-host-pw-Zq81Lx";
@@ -135,7 +135,7 @@ repo:
             .arg("--manifest")
             .arg(&self.manifest)
             .output()?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = test_support::process::text(&out);
         assert!(!text.contains(CANARY), "the password showed in the output of bootstrap-data {args:?}:\n{text}");
         let json = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("bootstrap-data {args:?} printed no JSON report ({e}):\n{text}"))?;
@@ -150,8 +150,7 @@ repo:
     }
 
     fn systemctl(&self, args: &[&str]) -> Result<String, Error> {
-        let out = self.machine.command("systemctl").arg("--user").args(args).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        systemctl(&self.machine, args)
     }
 
     /// `is-active` and `is-enabled` of a unit.
@@ -169,7 +168,7 @@ repo:
             .env("RESTIC_REPOSITORY", self.machine.layout.backup_repo())
             .env("RESTIC_PASSWORD_FILE", self.home().join(PASSWORD_FILE))
             .output()?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = test_support::process::text(&out);
         assert!(!text.contains(CANARY), "the password showed in restic's output: {text}");
         if !out.status.success() {
             return Err(format!("restic {args:?}: {text}").into());
@@ -234,7 +233,7 @@ repo:
     /// what the user brings (the password, the cloned repo).
     fn new_home(&self, skeleton: bool, repo_files: &[(String, String)]) -> TestResult {
         if skeleton && skel().is_dir() {
-            copy_tree(&skel(), &self.home())?;
+            tree::copy(&skel(), &self.home())?;
         }
         self.set_up_home(repo_files)
     }
@@ -272,31 +271,12 @@ fn status(report: &Value, id: &str) -> String {
     item(report, id)["status"].as_str().unwrap_or("(no such item)").to_owned()
 }
 
-fn commands(report: &Value) -> Vec<String> {
-    report["commands"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::to_owned).collect()
-}
-
 /// Where a restore's report kept what was at `path` (under the state folder's `kept/RUN/`).
 fn kept_copy(report: &Value, path: &Path) -> Result<PathBuf, Error> {
     let root = report["kept"].as_str().ok_or_else(|| format!("the report names no kept folder: {report:#}"))?;
     let home = common::state::home_from_env()?;
     assert!(Path::new(root).starts_with(home.join(STATE).join("kept")), "kept outside the state folder: {root}");
     Ok(Path::new(root).join(path.strip_prefix("/")?))
-}
-
-/// Copies a folder's files (modes included) into `to`, as `useradd -m` does.
-fn copy_tree(from: &Path, to: &Path) -> TestResult {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if entry.file_type()?.is_file() {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Waits until `path` holds exactly `expected` (a service writes it at its start).
@@ -431,7 +411,7 @@ fn a_service_that_makes_its_database_at_start_waits_for_it_and_starts_once_it_is
     let ctx = Ctx::new(&host.home());
     let check = bootstrap_services::run(&manifest, &ctx, &RunOptions { check: true, ..RunOptions::default() })?;
     let check = serde_json::to_value(&check)?;
-    assert_eq!(item(&check, "service:notes-db")["status"], "would_change", "{check:#}");
+    assert_eq!(item(&check, "service:notes-db")["status"], "skipped", "{check:#}");
     assert!(detail(&check, "service:notes-db").starts_with("would wait for its data"), "{check:#}");
     let freshness = bootstrap_data::status_report(&manifest, &host.home(), std::time::SystemTime::now());
     let freshness = serde_json::to_value(&freshness)?;

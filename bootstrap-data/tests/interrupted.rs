@@ -12,7 +12,9 @@ use std::fs;
 
 use common::manifest;
 use common::state::StateDir;
-use support::{Host, TestResult, differences, files, item, tree};
+use support::{Host, differences, files, tree};
+use test_support::TestResult;
+use test_support::json::item;
 
 #[test]
 fn a_restore_killed_after_restic_wrote_its_staging_folder_converges_with_one_rerun() -> TestResult {

@@ -10,8 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::item;
+use test_support::process::text;
+use test_support::sandbox::systemctl;
 
 const CANARY: &str = "canary-restic-pw-sandbox-41Xq";
 
@@ -23,22 +25,10 @@ fn run(machine: &Machine, manifest: &Path, args: &[&str]) -> Result<serde_json::
         .arg(manifest)
         .envs(machine.env())
         .output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = text(&out);
     assert!(!text.contains(CANARY), "the password showed: {text}");
     assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
     Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-fn systemctl(machine: &Machine, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-    let out = machine.command("systemctl").arg("--user").args(args).output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
 }
 
 #[test]

@@ -14,7 +14,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{Error, Host, PATHS, TestResult, detail, item};
+use support::{Host, PATHS};
+use test_support::json::{commands, detail, item};
+use test_support::redact::Redactions;
+use test_support::{Error, TestResult};
 
 /// The verify policy of these tests: every file of the small test paths, all of the
 /// data, every 7 days.
@@ -40,10 +43,6 @@ fn leftovers(host: &Host) -> Result<Vec<String>, Error> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("verify.") && n != "verify.json")
         .collect())
-}
-
-fn commands(report: &serde_json::Value) -> Vec<String> {
-    report["commands"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(str::to_owned).collect()
 }
 
 #[test]
@@ -339,42 +338,31 @@ fn forget_keeps_what_the_policy_says_and_the_newest_snapshot_of_every_path() -> 
     Ok(())
 }
 
-/// What changes from run to run, after the temporary folder (`Host::redact`).
-fn filters(times: bool) -> Vec<(&'static str, &'static str)> {
-    let mut filters = vec![
-        (r"\b[0-9a-f]{64}\b", "[SNAPSHOT-ID]"),
-        (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
-        (r"\b\d+[smhd]( \d+[mh])? (old|ago)", "[AGE] $2"),
-        (r"next due in \d+[smhd]( \d+[mh])?", "next due in [AGE]"),
-    ];
-    if times {
-        filters.push((r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[TIME]"));
-    }
-    filters
+/// What changes from run to run: the temporary folder, snapshot ids, ages, and times
+/// unless the snapshots were made at given times (`forget`).
+fn redactions(host: &Host, times: bool) -> Redactions {
+    let redactions = host.redactions().snapshot_ids().ages();
+    if times { redactions.times() } else { redactions }
 }
 
 #[test]
 fn human_output_of_verify_and_forget() -> TestResult {
     let host = verify_host(VERIFY)?;
-    let show = |host: &Host, args: &[&str]| -> Result<String, Error> {
+    let show = |host: &Host, args: &[&str], times: bool| -> Result<String, Error> {
         let run = host.run(args)?;
-        Ok(format!("exit {:?}\n{}{}", run.code, host.redact(&run.stdout), host.redact(&run.stderr)))
+        Ok(redactions(host, times).apply(format!("exit {:?}\n{}{}", run.code, run.stdout, run.stderr)))
     };
-    let verify = show(&host, &["verify"])?;
-    let not_due = show(&host, &["verify", "--if-due"])?;
-    let verify_check = show(&host, &["verify", "--check"])?;
-    insta::with_settings!({ filters => filters(true) }, {
-        insta::assert_snapshot!("verify", verify);
-        insta::assert_snapshot!("verify_not_due", not_due);
-        insta::assert_snapshot!("verify_check", verify_check);
-    });
+    let verify = show(&host, &["verify"], true)?;
+    let not_due = show(&host, &["verify", "--if-due"], true)?;
+    let verify_check = show(&host, &["verify", "--check"], true)?;
+    insta::assert_snapshot!("verify", verify);
+    insta::assert_snapshot!("verify_not_due", not_due);
+    insta::assert_snapshot!("verify_check", verify_check);
 
     let (host, _) = forget_host()?;
-    let forget_check = show(&host, &["forget", "--check"])?;
-    let forget = show(&host, &["forget"])?;
-    insta::with_settings!({ filters => filters(false) }, {
-        insta::assert_snapshot!("forget_check", forget_check);
-        insta::assert_snapshot!("forget", forget);
-    });
+    let forget_check = show(&host, &["forget", "--check"], false)?;
+    let forget = show(&host, &["forget"], false)?;
+    insta::assert_snapshot!("forget_check", forget_check);
+    insta::assert_snapshot!("forget", forget);
     Ok(())
 }

@@ -10,16 +10,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn git(dir: &Path, args: &[&str]) -> TestResult {
-    let status = Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .status()?;
-    if status.success() { Ok(()) } else { Err(format!("git {args:?} failed").into()) }
-}
+use test_support::TestResult;
+use test_support::git::{git, init_repo};
+use test_support::json::item;
+use test_support::process::text;
+use test_support::tree;
 
 /// A HOME, a pi-config remote, and a manifest that links a file of the repo (so a
 /// missing repo file would be a meaning problem, were the repo complete).
@@ -31,11 +26,7 @@ impl Host {
     fn new() -> Result<Host, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let origin = dir.path().join("origin");
-        fs::create_dir_all(origin.join("pi"))?;
-        fs::write(origin.join("pi/settings.json"), "{}\n")?;
-        git(&origin, &["init", "--quiet"])?;
-        git(&origin, &["add", "--all"])?;
-        git(&origin, &["commit", "--quiet", "-m", "fixture"])?;
+        init_repo(&origin, &[("pi/settings.json", "{}\n")])?;
         let manifest = format!(
             "version: 1\nrepo:\n  path: ~/pi-config\n  url: file://{}\nlinks:\n  - name: pi-settings\n    source: pi/settings.json\n    target: ~/.pi/agent/settings.json\n",
             origin.display()
@@ -70,23 +61,8 @@ impl Host {
     }
     /// Staging folders beside the repo's place.
     fn staging(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-        Ok(fs::read_dir(self.home())?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".pi-bootstrap"))
-            .collect())
+        Ok(tree::names(&self.home()).into_iter().filter(|n| n.starts_with(".pi-bootstrap")).collect())
     }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// The rerun converged: exit 0, the repo a clone with the linked file, nothing staged,

@@ -11,45 +11,34 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn git(dir: &Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-    let status = Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .status()?;
-    if status.success() { Ok(()) } else { Err(format!("git {args:?} failed").into()) }
-}
+use test_support::TestResult;
+use test_support::git::{Remote, git};
+use test_support::json::{from_output, item};
 
 /// A temporary HOME and a pi-config "remote" with a lockfile and an install command
 /// that records each run (the same mechanism as `bun install`, without the network).
 struct Host {
     dir: tempfile::TempDir,
+    remote: Remote,
 }
 
 impl Host {
     fn new() -> Result<Host, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let origin = dir.path().join("origin.git");
-        fs::create_dir_all(&origin)?;
-        git(&origin, &["init", "--quiet", "--bare"])?;
-        let upstream = dir.path().join("upstream");
-        fs::create_dir_all(upstream.join("pi"))?;
-        fs::write(upstream.join("pi/settings.json"), "{}\n")?;
-        fs::write(upstream.join("deps.lock"), "left-pad 1.0.0\n")?;
-        fs::write(upstream.join("README.md"), "pi-config\n")?;
-        fs::write(upstream.join(".gitignore"), "installed/\ninstall.log\n")?;
-        git(&upstream, &["init", "--quiet"])?;
-        git(&upstream, &["add", "--all"])?;
-        git(&upstream, &["commit", "--quiet", "-m", "fixture"])?;
-        git(&upstream, &["remote", "add", "origin", &format!("file://{}", origin.display())])?;
-        git(&upstream, &["push", "--quiet", "origin", "main"])?;
+        let remote = Remote::new(
+            dir.path(),
+            &[
+                ("pi/settings.json", "{}\n"),
+                ("deps.lock", "left-pad 1.0.0\n"),
+                ("README.md", "pi-config\n"),
+                (".gitignore", "installed/\ninstall.log\n"),
+            ],
+        )?;
         let manifest = format!(
             "version: 1
 repo:
   path: ~/pi-config
-  url: file://{}
+  url: {}
   deps:
     - name: deps
       run: {{shell: 'echo ran >> install.log && mkdir -p installed'}}
@@ -60,24 +49,14 @@ links:
     source: pi/settings.json
     target: ~/.pi/agent/settings.json
 ",
-            origin.display()
+            remote.url()
         );
         fs::write(dir.path().join("pi-bootstrap.yaml"), manifest)?;
         fs::create_dir_all(dir.path().join("home"))?;
-        Ok(Host { dir })
+        Ok(Host { dir, remote })
     }
     fn repo(&self) -> PathBuf {
         self.dir.path().join("home/pi-config")
-    }
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().join("origin.git").display())
-    }
-    /// A commit on the remote, made elsewhere (another machine) and pushed.
-    fn push_to_remote(&self, path: &str, content: &str) -> TestResult {
-        let upstream = self.dir.path().join("upstream");
-        fs::write(upstream.join(path), content)?;
-        git(&upstream, &["commit", "--quiet", "--all", "-m", &format!("edit {path}")])?;
-        git(&upstream, &["push", "--quiet", "origin", "main"])
     }
     /// A commit made on the host and never pushed.
     fn commit_here(&self, path: &str, content: &str) -> TestResult {
@@ -94,21 +73,12 @@ links:
             .env("HOME", self.dir.path().join("home"))
             .env("NO_COLOR", "1")
             .output()?;
-        let json = serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-        })?;
+        let json = from_output(&out)?;
         Ok((out, json))
     }
     fn installs(&self) -> usize {
         fs::read_to_string(self.repo().join("install.log")).map_or(0, |t| t.lines().count())
     }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
 }
 
 #[test]
@@ -185,8 +155,8 @@ fn new_commits_on_the_remote_are_fast_forwarded_and_the_install_and_links_follow
     let host = Host::new()?;
     host.run(&[])?;
     assert_eq!(host.installs(), 1);
-    host.push_to_remote("pi/settings.json", "{\"theme\": \"light\"}\n")?;
-    host.push_to_remote("deps.lock", "left-pad 1.0.2\n")?;
+    host.remote.push("pi/settings.json", "{\"theme\": \"light\"}\n")?;
+    host.remote.push("deps.lock", "left-pad 1.0.2\n")?;
 
     let (out, check) = host.run(&["--check"])?;
     assert_eq!(out.status.code(), Some(1), "{check}");
@@ -224,7 +194,7 @@ fn unpushed_diverged_and_edited_clones_are_reported_and_left_alone() -> TestResu
     );
 
     // Diverged: the remote moved on too; nothing is merged.
-    host.push_to_remote("pi/settings.json", "{\"remote\": 1}\n")?;
+    host.remote.push("pi/settings.json", "{\"remote\": 1}\n")?;
     let head = |dir: &Path| -> Result<String, Box<dyn std::error::Error>> {
         let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir).output()?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -273,7 +243,7 @@ fn a_different_remote_or_branch_is_refused_not_forced() -> TestResult {
     assert_eq!(out.status.code(), Some(1));
     let detail = item(&report, "repo:pi-config")["detail"].as_str().unwrap_or_default().to_owned();
     assert!(detail.contains("the repo's origin is \"https://example.invalid/other.git\""), "{detail}");
-    git(&host.repo(), &["remote", "set-url", "origin", &host.url()])?;
+    git(&host.repo(), &["remote", "set-url", "origin", &host.remote.url()])?;
     git(&host.repo(), &["checkout", "--quiet", "-b", "experiment"])?;
     let (_, report) = host.run(&[])?;
     let detail = item(&report, "repo:pi-config")["detail"].as_str().unwrap_or_default().to_owned();

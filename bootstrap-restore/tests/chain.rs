@@ -11,9 +11,10 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::process::clean_command;
 
 const STEPS: [&str; 5] =
     ["bootstrap-prereqs", "bootstrap-pi-config", "bootstrap-services", "bootstrap-data", "bootstrap-validate"];
@@ -83,12 +84,10 @@ impl Host {
     }
     /// The chain, run as `program` with `args`; its pid and what it left.
     fn run_as(&self, program: &Path, args: &[&str]) -> Result<(u32, Output), Box<dyn std::error::Error>> {
-        let child = Command::new(program)
+        let child = clean_command(program, &self.home())
             .args(args)
-            .env_clear()
-            .env("HOME", self.home())
+            // The stand-in steps (shell scripts) find their tools on this machine's PATH.
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
             .current_dir(self.dir.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -10,12 +10,13 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::{detail, from_output, item};
+use test_support::tree::{changes, listing};
 
 /// A host with a backup schedule and nothing else to run, its manifest in a folder
 /// whose name has a space.
@@ -76,14 +77,12 @@ impl Fixture {
 
     fn run(&self, args: &[&str]) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
         let out = self.command(args).output()?;
-        let json = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))?;
+        let json = from_output(&out)?;
         Ok((out, json))
     }
 
     fn systemctl(&self, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
-        let out = self.machine.command("systemctl").arg("--user").args(args).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        test_support::sandbox::systemctl(&self.machine, args)
     }
 
     /// A stand-in for the installed `bootstrap-data` that writes down its arguments and PATH.
@@ -94,34 +93,6 @@ impl Fixture {
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
         Ok(())
     }
-
-    /// Every file under HOME, for "nothing was written".
-    fn files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() && !path.is_symlink() {
-                    walk(&path, out);
-                }
-                out.push(path);
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.home(), &mut out);
-        out.sort();
-        out
-    }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-fn detail(report: &serde_json::Value, id: &str) -> String {
-    item(report, id)["detail"].as_str().unwrap_or_default().to_owned()
 }
 
 const SERVICE: &str = "unit:pi-bootstrap-backup.service";
@@ -140,7 +111,7 @@ fn the_timer_is_installed_and_started_and_fails_until_the_binaries_are_installed
     fs::write(fx.home().join("notes/todo.txt"), "write the tests\n")?;
 
     // --check: what it would do, nothing written.
-    let before = fx.files();
+    let before = listing(&fx.home());
     let (out, check) = fx.run(&["--check"])?;
     assert_eq!(out.status.code(), Some(1), "{check:#}");
     assert_eq!(item(&check, SERVICE)["status"], "would_change", "{check:#}");
@@ -148,7 +119,7 @@ fn the_timer_is_installed_and_started_and_fails_until_the_binaries_are_installed
     assert_eq!(item(&check, TIMER)["status"], "failed", "the timer would fail at every run: {check:#}");
     assert!(detail(&check, TIMER).contains("would enable and start pi-bootstrap-backup.timer"), "{check:#}");
     assert!(detail(&check, TIMER).contains("cargo xtask install"), "{check:#}");
-    assert_eq!(fx.files(), before, "--check wrote something");
+    assert_eq!(changes(&before, &listing(&fx.home())), Vec::<String>::new(), "--check wrote something");
 
     // A run: the units are written and the timer runs, but its item says what is missing.
     let (out, first) = fx.run(&[])?;

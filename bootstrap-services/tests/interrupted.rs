@@ -13,8 +13,12 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::item;
+use test_support::manifest::nginx_section;
+use test_support::process::text;
+use test_support::sandbox::{get, show};
+use test_support::tree;
 
 /// One web service behind one nginx site.
 struct Fixture {
@@ -42,7 +46,8 @@ impl Fixture {
         fs::write(repo.join("systemd/web.service"), unit(7501, "on-failure"))?;
         fs::create_dir_all(repo.join("nginx"))?;
         fs::write(repo.join("nginx/web.conf"), site("v1"))?;
-        let manifest = "version: 1
+        let manifest = format!(
+            "version: 1
 repo:
   path: ~/pi-config
   url: https://example.invalid/pi-config.git
@@ -51,15 +56,9 @@ services:
     purpose: a web service
     source: services/web
     unit: systemd/web.service
-nginx:
-  prefix: ${NGINX_PREFIX}
-  conf: ${NGINX_PREFIX}/nginx.conf
-  sites_available: ${NGINX_PREFIX}/sites-available
-  sites_enabled: ${NGINX_PREFIX}/sites-enabled
-  sites:
-    - name: web
-      source: nginx/web.conf
-";
+{}",
+            nginx_section(&[("web", "nginx/web.conf")])
+        );
         fs::write(machine.layout.root.join("pi-bootstrap.yaml"), manifest)?;
         machine.start_nginx()?;
         Ok(Fixture { machine })
@@ -86,24 +85,16 @@ nginx:
     }
 
     fn get(&self, url: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let script = format!(
-            "import urllib.request\ntry:\n    print(urllib.request.urlopen('{url}', timeout=5).read().decode().strip())\nexcept Exception as e:\n    print('error', e)"
-        );
-        let out = self.machine.command("python3").args(["-c", &script]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        get(&self.machine, url)
     }
 
     fn show(&self, property: &str, unit: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let out =
-            self.machine.command("systemctl").args(["--user", "show", "-p", property, "--value", unit]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        show(&self.machine, property, unit)
     }
 
     /// The state folder's staging folders.
     fn tmp(&self) -> Vec<String> {
-        fs::read_dir(self.machine.layout.home().join(".local/state/pi-bootstrap/tmp"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default()
+        tree::names(&self.machine.layout.home().join(".local/state/pi-bootstrap/tmp"))
     }
 
     /// A run that changes nothing.
@@ -114,17 +105,6 @@ nginx:
         assert_eq!(report["commands"], serde_json::json!([]), "{report:#}");
         Ok(())
     }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]

@@ -8,14 +8,17 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::{detail, item};
+use test_support::manifest::nginx_section;
+use test_support::process::text;
+use test_support::redact::Redactions;
+use test_support::tree::{self, Listing, changes};
 
 /// A site answering `/version` with `answer`; `fourth` is its fourth line.
 fn site(answer: &str, fourth: &str) -> String {
@@ -38,19 +41,14 @@ impl Fixture {
         let repo = machine.layout.home().join("pi-config");
         fs::create_dir_all(repo.join("nginx"))?;
         fs::write(repo.join("nginx/web.conf"), site("v1", FIXED))?;
-        let manifest = "version: 1
+        let manifest = format!(
+            "version: 1
 repo:
   path: ~/pi-config
   url: https://example.invalid/pi-config.git
-nginx:
-  prefix: ${NGINX_PREFIX}
-  conf: ${NGINX_PREFIX}/nginx.conf
-  sites_available: ${NGINX_PREFIX}/sites-available
-  sites_enabled: ${NGINX_PREFIX}/sites-enabled
-  sites:
-    - name: web
-      source: nginx/web.conf
-";
+{}",
+            nginx_section(&[("web", "nginx/web.conf")])
+        );
         fs::write(machine.layout.root.join("pi-bootstrap.yaml"), manifest)?;
         machine.start_nginx()?;
         Ok(Fixture { machine })
@@ -86,11 +84,7 @@ nginx:
     }
 
     fn get(&self, url: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let script = format!(
-            "import urllib.request\ntry:\n    print(urllib.request.urlopen('{url}', timeout=5).read().decode().strip())\nexcept Exception as e:\n    print('error', e)"
-        );
-        let out = self.machine.command("python3").args(["-c", &script]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        test_support::sandbox::get(&self.machine, url)
     }
 
     /// nginx's master and its workers: a reload replaces the workers.
@@ -108,72 +102,23 @@ nginx:
     }
 
     /// Everything under HOME and the nginx prefix (its logs left out: requests write
-    /// them): type, and a file's content or a link's target.
-    fn tree(&self) -> BTreeMap<PathBuf, String> {
-        let mut tree = BTreeMap::new();
-        walk(&self.machine.layout.home(), &mut tree);
-        walk(&self.prefix(), &mut tree);
-        tree.retain(|path, _| !path.starts_with(self.prefix().join("logs")));
+    /// them), by path under the sandbox's folder.
+    fn tree(&self) -> Listing {
+        let mut tree = tree::listing(&self.machine.layout.root);
+        tree.retain(|path, _| {
+            (path.starts_with("home/") || path.starts_with("nginx/")) && !path.starts_with("nginx/logs")
+        });
         tree
     }
 
     /// The state folder's staging folders.
     fn staging(&self) -> Vec<String> {
-        fs::read_dir(self.machine.layout.home().join(".local/state/pi-bootstrap/tmp"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default()
+        tree::names(&self.machine.layout.home().join(".local/state/pi-bootstrap/tmp"))
     }
 
     fn redact(&self, text: &str) -> String {
-        text.replace(&self.machine.layout.root.display().to_string(), "[SANDBOX]")
+        Redactions::new().path(&self.machine.layout.root, "[SANDBOX]").apply(text)
     }
-}
-
-fn walk(dir: &Path, tree: &mut BTreeMap<PathBuf, String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-        if meta.file_type().is_symlink() {
-            let to = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-            tree.insert(path, format!("link -> {to}"));
-        } else if meta.is_dir() {
-            tree.insert(path.clone(), "folder".to_owned());
-            walk(&path, tree);
-        } else {
-            let content = fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-            tree.insert(path, format!("file {content}"));
-        }
-    }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-fn detail(report: &serde_json::Value, id: &str) -> String {
-    item(report, id)["detail"].as_str().unwrap_or_default().to_owned()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// What the tree gained, lost or changed.
-fn changes(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, String>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, was) in before {
-        match after.get(path) {
-            None => out.push(format!("removed {}", path.display())),
-            Some(now) if now != was => out.push(format!("changed {}", path.display())),
-            Some(_) => {}
-        }
-    }
-    out.extend(after.keys().filter(|p| !before.contains_key(*p)).map(|p| format!("added {}", p.display())));
-    out
 }
 
 #[test]
@@ -233,8 +178,11 @@ fn check_and_run_refuse_a_site_nginx_rejects_naming_the_repo_file_and_line() -> 
     insta::assert_snapshot!("refused_run_detail", fx.redact(&said));
     assert_eq!(report["commands"], serde_json::json!([]), "nothing ran that changes the host: {report:#}");
     assert!(fs::read_to_string(&live_site)?.contains("\"v1\""), "the live site was replaced");
-    let outside_state = |tree: &BTreeMap<PathBuf, String>| {
-        tree.iter().filter(|(p, _)| !p.starts_with(&state)).map(|(p, c)| (p.clone(), c.clone())).collect()
+    let outside_state = |tree: &Listing| -> Listing {
+        tree.iter()
+            .filter(|(p, _)| !Path::new(p).starts_with("home/.local/state/pi-bootstrap"))
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect()
     };
     assert_eq!(
         changes(&outside_state(&live), &outside_state(&fx.tree())),

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::item;
+use test_support::manifest::nginx_section;
+use test_support::process::text;
+use test_support::sandbox::{get, show, systemctl};
 
 const CANARY: &str = "canary-token-5e1d7c";
 
@@ -47,7 +50,8 @@ impl Fixture {
         fs::create_dir_all(repo.join("shell"))?;
         fs::write(repo.join("shell/demo.sh"), "alias demo='echo demo'\n")?;
         sandbox::write_nginx_main_conf(&machine.layout.nginx_prefix())?;
-        let manifest = "version: 1
+        let manifest = format!(
+            "version: 1
 repo:
   path: ~/pi-config
   url: https://example.invalid/pi-config.git
@@ -61,15 +65,7 @@ services:
     purpose: the second demo service
     source: services/beta
     unit: systemd/beta.service
-nginx:
-  prefix: ${NGINX_PREFIX}
-  conf: ${NGINX_PREFIX}/nginx.conf
-  sites_available: ${NGINX_PREFIX}/sites-available
-  sites_enabled: ${NGINX_PREFIX}/sites-enabled
-  sites:
-    - name: demo
-      source: nginx/demo.conf
-shell:
+{}shell:
   - name: demo
     file: ~/.bashrc
     source: shell/demo.sh
@@ -77,7 +73,9 @@ env:
   - name: demo
     path: ~/.config/demo/demo.env
     vars: [DEMO_TOKEN]
-";
+",
+            nginx_section(&[("demo", "nginx/demo.conf")])
+        );
         fs::write(machine.layout.root.join("pi-bootstrap.yaml"), manifest)?;
         Ok(Fixture { machine })
     }
@@ -122,34 +120,16 @@ env:
     }
 
     fn main_pid(&self, unit: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let out =
-            self.machine.command("systemctl").args(["--user", "show", "-p", "MainPID", "--value", unit]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        show(&self.machine, "MainPID", unit)
     }
 
     fn active(&self, unit: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let out = self.machine.command("systemctl").args(["--user", "is-active", unit]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        systemctl(&self.machine, &["is-active", unit])
     }
 
     fn get(&self, url: &str) -> Result<String, Box<dyn std::error::Error>> {
-        let script = format!(
-            "import urllib.request\ntry:\n    print(urllib.request.urlopen('{url}', timeout=5).read().decode().strip())\nexcept Exception as e:\n    print('error', e)"
-        );
-        let out = self.machine.command("python3").args(["-c", &script]).output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        get(&self.machine, url)
     }
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 #[test]

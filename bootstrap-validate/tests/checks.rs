@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bootstrap_validate::{Check, CommandProbe, Finding, Health, HttpProbe, PrereqProbe, Probe, Run};
 use common::output::Verbosity;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::redact::Redactions;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -399,14 +399,6 @@ fn sample_run(dir: &Path) -> Run {
     bootstrap_validate::run(checks, Verbosity::Quiet)
 }
 
-fn redact_times(text: &str) -> String {
-    let re = regex::Regex::new(r"\d+\.\d+s\b");
-    match re {
-        Ok(re) => re.replace_all(text, "[TIME]").into_owned(),
-        Err(_) => text.to_owned(),
-    }
-}
-
 #[test]
 fn the_report_shows_each_check_with_its_time_and_what_came_back() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -414,12 +406,12 @@ fn the_report_shows_each_check_with_its_time_and_what_came_back() -> TestResult 
     let report = run.report(false);
     assert_eq!(report.exit_code(), 1);
     assert_eq!((report.summary.ok, report.summary.failed), (1, 3));
-    let root = dir.path().display().to_string();
+    let redactions = Redactions::new().durations().path(dir.path(), "[TMP]");
     let human = common::output::render_human(&report, dir.path(), Verbosity::Normal, false);
-    insta::assert_snapshot!("human", redact_times(&human).replace(&root, "[TMP]"));
+    insta::assert_snapshot!("human", redactions.apply(&human));
     let json = common::output::render_json(&report);
-    insta::assert_snapshot!("json", redact_times(&json).replace(&root, "[TMP]"));
-    let recap = redact_times(&run.recap());
+    insta::assert_snapshot!("json", redactions.apply(&json));
+    let recap = redactions.apply(run.recap());
     assert_eq!(recap, "bootstrap-validate: 4 checks in parallel took [TIME]; slowest check:typecheck ([TIME])");
     Ok(())
 }
@@ -432,7 +424,7 @@ fn the_junit_file_is_valid_against_a_junit_schema() -> TestResult {
     run.write_junit(&file, Some("pi-host & co"))?;
     let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/junit.xsd");
     let out = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&file).output()?;
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let said = test_support::process::text(&out);
     assert!(out.status.success(), "xmllint refused the JUnit file:\n{said}\n{}", std::fs::read_to_string(&file)?);
     assert!(said.contains("validates"), "{said}");
     // A file the schema refuses is refused: the check is not vacuous.
@@ -441,11 +433,11 @@ fn the_junit_file_is_valid_against_a_junit_schema() -> TestResult {
     let out = Command::new("xmllint").arg("--noout").arg("--schema").arg(&xsd).arg(&broken).output()?;
     assert!(!out.status.success(), "xmllint accepted tests=\"four\"");
     let xml = std::fs::read_to_string(&file)?;
-    let root = dir.path().display().to_string();
-    let redacted = redact_times(&xml).replace(&root, "[TMP]");
-    let stamp = regex::Regex::new(r#"time="[0-9.]+""#)?;
-    let redacted = stamp.replace_all(&redacted, "time=\"[TIME]\"");
-    let when = regex::Regex::new(r#"timestamp="[0-9T:-]+""#)?;
-    insta::assert_snapshot!(when.replace_all(&redacted, "timestamp=\"[WHEN]\""));
+    let redactions = Redactions::new()
+        .durations()
+        .path(dir.path(), "[TMP]")
+        .rule(r#"time="[0-9.]+""#, r#"time="[TIME]""#)
+        .rule(r#"timestamp="[0-9T:-]+""#, r#"timestamp="[WHEN]""#);
+    insta::assert_snapshot!(redactions.apply(&xml));
     Ok(())
 }

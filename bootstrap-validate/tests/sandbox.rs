@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::from_output;
+use test_support::redact::Redactions;
+use test_support::sandbox::systemctl_ok;
 
 /// A stand-in service: answers every GET with the status and body it is given.
 const SERVER: &str = r#"import http.server, sys
@@ -84,10 +86,10 @@ fn host(machine: &mut Machine, manifest: &str, start: &[&str]) -> Result<PathBuf
             fs::write(installed.join(name), &text)?;
         }
     }
-    systemctl(machine, &["daemon-reload"])?;
+    systemctl_ok(machine, &["daemon-reload"])?;
     let mut args = vec!["start"];
     args.extend_from_slice(start);
-    systemctl(machine, &args)?;
+    systemctl_ok(machine, &args)?;
     let prefix = machine.layout.nginx_prefix();
     fs::create_dir_all(prefix.join("sites-enabled"))?;
     fs::write(prefix.join("sites-enabled/front"), SITE)?;
@@ -97,24 +99,8 @@ fn host(machine: &mut Machine, manifest: &str, start: &[&str]) -> Result<PathBuf
     Ok(file)
 }
 
-fn systemctl(machine: &Machine, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-    let out = machine.command("systemctl").arg("--user").args(args).output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("systemctl --user {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into())
-    }
-}
-
 fn validate(machine: &Machine, manifest: &Path, args: &[&str]) -> std::io::Result<Output> {
     machine.command(env!("CARGO_BIN_EXE_bootstrap-validate")).arg("--manifest").arg(manifest).args(args).output()
-}
-
-fn json(out: &Output) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!("no JSON ({e}):\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-            .into()
-    })
 }
 
 /// The items of a JSON report by id: (status, detail).
@@ -213,7 +199,7 @@ fn a_working_host_passes_every_check() -> TestResult {
         host(&mut machine, &format!("{MANIFEST_HEAD}{WORKING}"), &["web.service", "raw.service", "tick.timer"])?;
     let junit = machine.layout.root.join("reports/validate.xml");
     let out = validate(&machine, &manifest, &["--json", "--junit", &junit.display().to_string()])?;
-    let report = json(&out)?;
+    let report = from_output(&out)?;
     let found = items(&report);
     let not_ok: Vec<_> = found.iter().filter(|(_, status, _)| status != "ok").collect();
     assert!(not_ok.is_empty(), "{not_ok:#?}");
@@ -330,14 +316,13 @@ fn each_failure_says_what_was_expected_and_what_came_back() -> TestResult {
     let out = validate(&machine, &manifest, &["--junit", &junit.display().to_string()])?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let times = regex::Regex::new(r"\d+\.\d+s\b")?;
-    insta::assert_snapshot!(times.replace_all(&stdout, "[TIME]"));
+    insta::assert_snapshot!(Redactions::new().durations().apply(&stdout));
     schema_accepts(&junit)?;
     let xml = fs::read_to_string(&junit)?;
     assert!(xml.contains("tests=\"16\" failures=\"12\""), "{xml}");
     assert!(xml.contains("type=\"timeout\""), "{xml}");
     // The same in JSON.
-    let report = json(&validate(&machine, &manifest, &["--json"])?)?;
+    let report = from_output(&validate(&machine, &manifest, &["--json"])?)?;
     assert_eq!(report["summary"]["failed"], 12);
     assert_eq!(report["summary"]["ok"], 4);
     Ok(())

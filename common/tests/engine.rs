@@ -14,6 +14,8 @@ use common::engine::{
 use common::manifest::ItemId;
 use common::output::{Verbosity, render_human, render_json};
 use common::report::{Report, Status};
+use test_support::redact::Redactions;
+use test_support::tree::{self, Listing};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -65,45 +67,14 @@ impl Host {
             &RunOptions { check, only: Vec::new(), verbosity: Verbosity::Normal, audit: false },
         )
     }
-    fn tree(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        walk(self.home.path(), self.home.path(), &mut out);
-        out.sort();
-        out
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let rel = path.strip_prefix(root).map(|p| p.display().to_string()).unwrap_or_default();
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.file_type().is_symlink() {
-            let to = fs::read_link(&path).map(|p| p.display().to_string()).unwrap_or_default();
-            out.push((rel, format!("link -> {to}")));
-        } else if meta.is_dir() {
-            out.push((rel, format!("dir {mode:o}")));
-            walk(root, &path, out);
-        } else {
-            let content = fs::read_to_string(&path).unwrap_or_default();
-            out.push((rel, format!("file {mode:o} {content:?}")));
-        }
+    fn tree(&self) -> Listing {
+        tree::listing(self.home.path())
     }
 }
 
 /// The human report with the temp HOME and the run id made stable.
 fn human(report: &Report, home: &Path) -> String {
-    let text = render_human(report, home, Verbosity::Normal, false).replace(&home.display().to_string(), "[HOME]");
-    text.lines()
-        .map(|line| match line.find("kept/") {
-            Some(at) => format!("{}kept/[RUN]", &line[..at]),
-            None => line.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
+    Redactions::new().path(home, "[HOME]").kept_runs().apply(render_human(report, home, Verbosity::Normal, false))
 }
 
 #[test]
@@ -156,7 +127,7 @@ fn check_shows_the_diff_and_changes_nothing() -> TestResult {
     fs::remove_file(host.path(".pi/agent/settings.json"))?;
     let before = host.tree();
     let report = host.run(true);
-    assert_eq!(host.tree(), before, "--check changed the host");
+    assert_eq!(tree::changes(&before, &host.tree()), Vec::<String>::new(), "--check changed the host");
     assert_eq!(report.exit_code(), 1, "--check exits 1 when something would change");
     insta::assert_snapshot!(human(&report, host.home.path()), @r"
     would change dir:agent  ~/.pi/agent  (mode 0755, want 0700)

@@ -26,21 +26,6 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
-/// Copies a folder tree (files, folders and their modes; the fixture has no symlinks).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn loads_without_the_repo() -> TestResult {
     let home = tempfile::tempdir()?;
@@ -53,7 +38,7 @@ fn loads_without_the_repo() -> TestResult {
 fn loads_with_the_fixture_as_the_repo() -> TestResult {
     let home = tempfile::tempdir()?;
     let repo = home.path().join("pi-config");
-    copy_tree(&example_dir().join("pi-config"), &repo)?;
+    test_support::tree::copy(&example_dir().join("pi-config"), &repo)?;
     let manifest = load_example(home.path(), &no_env)?;
 
     // Loading checked that they exist; check they are inside the fixture too.

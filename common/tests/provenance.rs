@@ -6,27 +6,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::durable::provenance::{Held, Origin, Provenance, skeleton_folder};
 use common::durable::{self, Ledger, Standing};
 use common::engine::{ManagedBlock, Resource};
 use common::manifest::{ItemId, Manifest};
 use common::state::StateDir;
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn git(dir: &Path, args: &[&str]) -> TestResult {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(())
-}
+use test_support::TestResult;
+use test_support::git::init_repo;
 
 fn manifest(home: &Path) -> Result<Manifest, Box<dyn std::error::Error>> {
     let text = "version: 1
@@ -58,13 +45,14 @@ fn committed_files_skeletons_and_blocks_are_a_fresh_host_s_and_the_rest_is_data(
     let home = dir.path();
     let repo = home.join("repo");
     fs::create_dir_all(repo.join("outputs/cache"))?;
-    fs::create_dir_all(repo.join("shell"))?;
-    fs::write(repo.join("shell/path.sh"), "export PATH=\"$HOME/.local/bin:$PATH\"\n")?;
-    fs::write(repo.join("outputs/.gitkeep"), "")?;
-    fs::write(repo.join("outputs/tracked.txt"), "as committed\n")?;
-    git(&repo, &["init", "--quiet"])?;
-    git(&repo, &["add", "--all"])?;
-    git(&repo, &["commit", "--quiet", "-m", "c"])?;
+    init_repo(
+        &repo,
+        &[
+            ("shell/path.sh", "export PATH=\"$HOME/.local/bin:$PATH\"\n"),
+            ("outputs/.gitkeep", ""),
+            ("outputs/tracked.txt", "as committed\n"),
+        ],
+    )?;
     let m = manifest(home)?;
     let outputs = repo.join("outputs");
 

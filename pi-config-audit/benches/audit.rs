@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::engine::{self, Ctx, RunOptions};
@@ -17,6 +16,8 @@ use common::output::Verbosity;
 use criterion::{Criterion, criterion_group, criterion_main};
 use pi_config_audit::declared::Declared;
 use pi_config_audit::{BackupStatus, Options, render, scan};
+use test_support::git::git;
+use test_support::tree;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -27,15 +28,6 @@ impl BackupStatus for NoBackupCheck {
     fn status(&self, _: &common::manifest::Manifest, _: &common::engine::Ctx) -> common::report::Report {
         common::report::Report::new("bootstrap-data", true)
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<(), Error> {
-    let out = Command::new("git")
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned().into()) }
 }
 
 /// The folders and links of pi-config, as `bootstrap-pi-config` makes them.
@@ -50,20 +42,6 @@ fn install_files(manifest: &Manifest, home: &Path) -> Result<(), Error> {
     let installed = engine::run("bench", &files, &ctx, &RunOptions::default());
     if installed.summary.failed > 0 {
         return Err(format!("the bench host did not install: {:?}", installed.items).into());
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else {
-            fs::copy(entry.path(), &dest)?;
-        }
     }
     Ok(())
 }
@@ -99,7 +77,7 @@ impl Host {
     fn example() -> Result<Host, Error> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pi-host");
         let dir = tempfile::tempdir()?;
-        copy_tree(&root.join("pi-config"), &dir.path().join("home/pi-config"))?;
+        tree::copy(&root.join("pi-config"), &dir.path().join("home/pi-config"))?;
         let text = fs::read_to_string(root.join("pi-bootstrap.yaml"))?;
         Host::load(dir, &text, "https://github.com/example/pi-config.git")
     }

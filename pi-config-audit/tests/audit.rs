@@ -11,9 +11,14 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use support::{TestResult, changes, git, install_files, item, manifest, tree};
+use support::{install_files, manifest};
+use test_support::TestResult;
+use test_support::git::git;
+use test_support::json::item;
+use test_support::process::clean_command;
+use test_support::tree::{changes, listing};
 
 const CANARY: &str = "canary-audit-file-token-4d21aa";
 
@@ -42,33 +47,17 @@ impl Host {
         self.dir.path().join("pi-bootstrap.yaml")
     }
     fn audit(&self, args: &[&str]) -> Result<Output, std::io::Error> {
-        Command::new(env!("CARGO_BIN_EXE_pi-config-audit"))
+        clean_command(env!("CARGO_BIN_EXE_pi-config-audit"), &self.home())
             .args(["--manifest", &self.manifest().display().to_string()])
             .args(args)
             .current_dir(self.dir.path())
-            .env_clear()
-            .env("HOME", self.home())
-            .env("PATH", "/usr/bin:/bin:/usr/local/bin")
             .env("NGINX_PREFIX", self.nginx())
             .env("PI_BACKUP_REPO", self.dir.path().join("backup"))
-            .env("NO_COLOR", "1")
             .output()
     }
-    /// The output with what changes from run to run made stable: the temp folder, the
-    /// machine's host name, snapshot ids, times and ages.
+    /// The output with what changes from run to run made stable.
     fn redact(&self, bytes: &[u8]) -> String {
-        let text = String::from_utf8_lossy(bytes).replace(&self.dir.path().display().to_string(), "[TMP]");
-        let rules = [
-            (r"of host \S+,", "of host [HOST],"),
-            (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
-            (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
-            (r"\d+s old", "[AGE]"),
-            (r"as last fetched [^,;:)]+ ago", "as last fetched [AGE] ago"),
-        ];
-        rules.iter().fold(text, |text, (pattern, with)| match regex::Regex::new(pattern) {
-            Ok(re) => re.replace_all(&text, *with).into_owned(),
-            Err(_) => text,
-        })
+        support::redactions(self.dir.path(), "[TMP]").apply(bytes)
     }
 }
 
@@ -88,10 +77,10 @@ fn ids_with(report: &serde_json::Value, status: &str) -> Vec<String> {
 #[test]
 fn a_clean_host_exits_0_and_changes_nothing() -> TestResult {
     let host = Host::new()?;
-    let before = tree(host.dir.path());
+    let before = listing(host.dir.path());
     let out = host.audit(&[])?;
     assert_eq!(out.status.code(), Some(0), "{}", host.redact(&out.stdout));
-    assert_eq!(changes(&before, &tree(host.dir.path())), Vec::<String>::new());
+    assert_eq!(changes(&before, &listing(host.dir.path())), Vec::<String>::new());
     insta::assert_snapshot!("clean_human", host.redact(&out.stdout));
     let report = json(&host.audit(&["--json"])?)?;
     assert_eq!(ids_with(&report, "drift"), Vec::<String>::new());
@@ -129,9 +118,9 @@ fn file_level_drift_is_named_in_its_category() -> TestResult {
     git(&repo, &["add", "--force", "local.env", "data/x/state.json"])?;
     git(&repo, &["commit", "--quiet", "-m", "oops"])?;
 
-    let before = tree(host.dir.path());
+    let before = listing(host.dir.path());
     let out = host.audit(&["--json"])?;
-    assert_eq!(changes(&before, &tree(host.dir.path())), Vec::<String>::new(), "the audit changed files");
+    assert_eq!(changes(&before, &listing(host.dir.path())), Vec::<String>::new(), "the audit changed files");
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out)?;
     let expected = [

@@ -16,7 +16,7 @@ use common::output::Verbosity;
 use common::report::{Item, Report, Status};
 use pi_config_audit::backup::backup_items;
 use pi_config_audit::{Audit, BackupStatus, Category, render};
-use support::TestResult;
+use test_support::TestResult;
 
 /// Stands in for `bootstrap-data status`: `work` is three days old, `data` fresh.
 struct Stale;

@@ -10,32 +10,25 @@ mod support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::Command;
 
-use support::{TestResult, changes, git, item, tree};
+use test_support::TestResult;
+use test_support::git::{Remote, git};
+use test_support::json::item;
+use test_support::process::clean_command;
+use test_support::tree::{changes, listing};
 
 struct Host {
     dir: tempfile::TempDir,
+    remote: Remote,
 }
 
 impl Host {
     fn new() -> Result<Host, Box<dyn std::error::Error>> {
         let dir = tempfile::Builder::new().prefix("pi-audit-repo-").tempdir()?;
-        let host = Host { dir };
-        let remote = host.dir.path().join("origin.git");
-        fs::create_dir_all(&remote)?;
-        git(&remote, &["init", "--quiet", "--bare"])?;
-        let upstream = host.upstream();
-        fs::create_dir_all(upstream.join("pi"))?;
-        fs::write(upstream.join("pi/settings.json"), "{}\n")?;
-        fs::write(upstream.join("README.md"), "pi-config\n")?;
-        git(&upstream, &["init", "--quiet"])?;
-        git(&upstream, &["add", "--all"])?;
-        git(&upstream, &["commit", "--quiet", "-m", "first"])?;
-        git(&upstream, &["remote", "add", "origin", &host.url()])?;
-        git(&upstream, &["push", "--quiet", "origin", "main"])?;
+        let remote = Remote::new(dir.path(), &[("pi/settings.json", "{}\n"), ("README.md", "pi-config\n")])?;
+        let host = Host { dir, remote };
         fs::create_dir_all(host.home())?;
-        git(&host.home(), &["clone", "--quiet", &host.url(), "pi-config"])?;
+        git(&host.home(), &["clone", "--quiet", &host.remote.url(), "pi-config"])?;
         fs::create_dir_all(host.home().join(".pi/agent"))?;
         std::os::unix::fs::symlink(host.repo().join("pi/settings.json"), host.home().join(".pi/agent/settings.json"))?;
         let manifest = format!(
@@ -48,7 +41,7 @@ links:
     source: pi/settings.json
     target: ~/.pi/agent/settings.json
 ",
-            host.url()
+            host.remote.url()
         );
         fs::write(host.dir.path().join("pi-bootstrap.yaml"), manifest)?;
         Ok(host)
@@ -59,21 +52,11 @@ links:
     fn repo(&self) -> PathBuf {
         self.home().join("pi-config")
     }
-    fn upstream(&self) -> PathBuf {
-        self.dir.path().join("upstream")
-    }
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().join("origin.git").display())
-    }
     /// The repo item of an audit: its status and detail.
     fn repo_item(&self, args: &[&str]) -> Result<(String, String), Box<dyn std::error::Error>> {
-        let out = Command::new(env!("CARGO_BIN_EXE_pi-config-audit"))
+        let out = clean_command(env!("CARGO_BIN_EXE_pi-config-audit"), &self.home())
             .args(["--manifest", &self.dir.path().join("pi-bootstrap.yaml").display().to_string(), "--json"])
             .args(args)
-            .env_clear()
-            .env("HOME", self.home())
-            .env("PATH", "/usr/bin:/bin:/usr/local/bin")
-            .env("NO_COLOR", "1")
             .output()?;
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr)))?;
@@ -91,13 +74,11 @@ fn offline_the_clone_is_compared_with_its_remote_as_last_fetched_and_fetch_looks
     assert!(detail.starts_with("up to date with origin/main, as last fetched "), "{detail}");
 
     // A commit on the remote: offline, nothing is known of it, and nothing is fetched.
-    fs::write(host.upstream().join("pi/settings.json"), "{\"theme\": \"light\"}\n")?;
-    git(&host.upstream(), &["commit", "--quiet", "--all", "-m", "light"])?;
-    git(&host.upstream(), &["push", "--quiet", "origin", "main"])?;
-    let before = tree(&host.repo());
+    host.remote.push("pi/settings.json", "{\"theme\": \"light\"}\n")?;
+    let before = listing(&host.repo());
     let (status, _) = host.repo_item(&[])?;
     assert_eq!(status, "ok");
-    assert_eq!(changes(&before, &tree(&host.repo())), Vec::<String>::new(), "the offline audit wrote to the repo");
+    assert_eq!(changes(&before, &listing(&host.repo())), Vec::<String>::new(), "the offline audit wrote to the repo");
 
     let (status, detail) = host.repo_item(&["--fetch"])?;
     assert_eq!(status, "drift");

@@ -16,7 +16,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
 use common::sandbox::{self, Machine};
-use support::{TestResult, changes, git, install_files, item, manifest, tree, unit};
+use support::{install_files, manifest, unit};
+use test_support::TestResult;
+use test_support::git::git;
+use test_support::json::item;
+use test_support::sandbox::systemctl_ok;
+use test_support::tree::{changes, listing};
 
 const CANARY: &str = "canary-audit-token-93be1f";
 
@@ -45,12 +50,8 @@ impl Host {
         Ok(host)
     }
 
-    fn systemctl(&self, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-        let out = self.machine.command("systemctl").arg("--user").args(args).output()?;
-        if !out.status.success() {
-            return Err(format!("systemctl --user {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
-        }
-        Ok(())
+    fn systemctl(&self, args: &[&str]) -> TestResult {
+        systemctl_ok(&self.machine, args)
     }
 
     fn wait_for_port(&self, port: u16) -> Result<(), Box<dyn std::error::Error>> {
@@ -72,22 +73,9 @@ impl Host {
             .output()
     }
 
-    /// The output with what changes from run to run made stable: the sandbox folder,
-    /// the machine's host name, snapshot ids, times and ages.
+    /// The output with what changes from run to run made stable.
     fn redact(&self, bytes: &[u8]) -> String {
-        let text = String::from_utf8_lossy(bytes).replace(&self.machine.layout.root.display().to_string(), "[SANDBOX]");
-        let rules = [
-            (r"of host \S+,", "of host [HOST],"),
-            (r"\b[0-9a-f]{8}\b", "[SNAPSHOT]"),
-            (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "[TIME]"),
-            (r"\d+s old", "[AGE]"),
-            (r"as last fetched [^,;:)]+ ago", "as last fetched [AGE] ago"),
-            (r"\d+s ago", "[AGE]"),
-        ];
-        rules.iter().fold(text, |text, (pattern, with)| match regex::Regex::new(pattern) {
-            Ok(re) => re.replace_all(&text, *with).into_owned(),
-            Err(_) => text,
-        })
+        support::redactions(&self.machine.layout.root, "[SANDBOX]").apply(bytes)
     }
 }
 
@@ -105,7 +93,7 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     let home = host.machine.layout.home();
     let mut printed = String::new();
 
-    let before = tree(&root);
+    let before = listing(&root);
     let clean = host.audit(&["--json"])?;
     let report = json(&clean)?;
     assert_eq!(clean.status.code(), Some(0), "the installed host is clean:\n{}", host.redact(&clean.stdout));
@@ -117,7 +105,7 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     assert_eq!(quiet.status.code(), Some(0));
     insta::assert_snapshot!("clean_host_quiet", host.redact(&quiet.stdout));
     printed.push_str(&String::from_utf8_lossy(&clean.stdout));
-    assert_eq!(changes(&before, &tree(&root)), Vec::<String>::new(), "the audit of a clean host changed files");
+    assert_eq!(changes(&before, &listing(&root)), Vec::<String>::new(), "the audit of a clean host changed files");
 
     // Every kind of drift at once.
     fs::remove_file(home.join(".pi/agent/settings.json"))?;
@@ -152,9 +140,9 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     fs::write(&manifest, fs::read_to_string(&manifest)?.replace("max_age: 26h", "max_age: 1s"))?;
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
-    let before = tree(&root);
+    let before = listing(&root);
     let drifted = host.audit(&["--json"])?;
-    let after = tree(&root);
+    let after = listing(&root);
     assert_eq!(changes(&before, &after), Vec::<String>::new(), "the audit changed files");
     assert_eq!(drifted.status.code(), Some(1));
     let report = json(&drifted)?;

@@ -8,22 +8,16 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::{from_output, item};
+use test_support::process::text;
+use test_support::sandbox::show;
+use test_support::workspace::root;
 
 const PASSWORD: &str = "canary-timer-password-7c3e";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
 /// `cargo xtask install` in the sandbox (cargo and rustup from the machine).
 fn xtask_install(machine: &Machine) -> Result<Output, Box<dyn std::error::Error>> {
@@ -37,24 +31,8 @@ fn xtask_install(machine: &Machine) -> Result<Output, Box<dyn std::error::Error>
     Ok(out)
 }
 
-fn json_of(out: &Output) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("no JSON ({e}): {}", text(out)).into())
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
 fn systemctl(machine: &Machine, args: &[&str]) -> Result<Output, Box<dyn std::error::Error>> {
     Ok(machine.command("systemctl").arg("--user").args(args).output()?)
-}
-
-fn show(machine: &Machine, property: &str, unit: &str) -> Result<String, Box<dyn std::error::Error>> {
-    let out = systemctl(machine, &["show", "-p", property, "--value", unit])?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 #[test]
@@ -133,7 +111,7 @@ backup:
             .output()?)
     };
     let out = services(&[])?;
-    let first = json_of(&out)?;
+    let first = from_output(&out)?;
     assert_eq!(out.status.code(), Some(0), "{first:#}");
     for id in ["unit:pi-bootstrap-backup.service", "unit:pi-bootstrap-backup.timer", "timer:pi-bootstrap-backup"] {
         assert_eq!(item(&first, id)["status"], "changed", "{id}: {first:#}");
@@ -165,7 +143,7 @@ backup:
 
     // A second run of the step changes nothing.
     let out = services(&[])?;
-    let second = json_of(&out)?;
+    let second = from_output(&out)?;
     assert_eq!(out.status.code(), Some(0), "{second:#}");
     assert_eq!(second["summary"]["changed"], 0, "{second:#}");
     assert_eq!(second["commands"], serde_json::json!([]));
@@ -183,7 +161,7 @@ backup:
         .command(&bin.join("pi-config-audit").display().to_string())
         .args(["--manifest", &manifest.display().to_string(), "--json"])
         .output()?;
-    let audit = json_of(&out)?;
+    let audit = from_output(&out)?;
     assert_eq!(out.status.code(), Some(1), "{audit:#}");
     assert_eq!(item(&audit, "timer:pi-bootstrap-backup")["status"], "ok", "{audit:#}");
     let ids: Vec<&str> = audit["items"].as_array().into_iter().flatten().filter_map(|i| i["id"].as_str()).collect();

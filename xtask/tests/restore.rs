@@ -14,16 +14,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::sandbox::{self, Machine};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
+use test_support::TestResult;
+use test_support::git::init_repo;
+use test_support::workspace::{built_binaries, root};
 
 fn run(cmd: &mut Command) -> Result<Output, Box<dyn std::error::Error>> {
     let out = cmd.output()?;
@@ -34,31 +30,22 @@ fn run(cmd: &mut Command) -> Result<Output, Box<dyn std::error::Error>> {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-    run(Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir))?;
-    Ok(())
-}
-
 /// The old host's pi-config remote, its backup, and the manifest.
 fn prepare(machine: &Machine) -> Result<PathBuf, Box<dyn std::error::Error>> {
     let layout = &machine.layout;
     let origin = layout.root.join("origin");
-    fs::create_dir_all(origin.join("pi"))?;
-    fs::create_dir_all(origin.join("services/alpha"))?;
-    fs::create_dir_all(origin.join("systemd"))?;
-    fs::write(origin.join("pi/settings.json"), "{}\n")?;
-    fs::write(origin.join("services/alpha/index.html"), "alpha\n")?;
-    fs::write(origin.join(".gitignore"), "data/\n")?;
-    fs::write(
-        origin.join("systemd/alpha.service"),
-        "[Service]\nEnvironmentFile=%h/.config/demo/demo.env\nExecStart=/usr/bin/python3 -m http.server 7401 --bind 127.0.0.1 --directory %h/pi-config/services/alpha\n[Install]\nWantedBy=default.target\n",
+    init_repo(
+        &origin,
+        &[
+            ("pi/settings.json", "{}\n"),
+            ("services/alpha/index.html", "alpha\n"),
+            (".gitignore", "data/\n"),
+            (
+                "systemd/alpha.service",
+                "[Service]\nEnvironmentFile=%h/.config/demo/demo.env\nExecStart=/usr/bin/python3 -m http.server 7401 --bind 127.0.0.1 --directory %h/pi-config/services/alpha\n[Install]\nWantedBy=default.target\n",
+            ),
+        ],
     )?;
-    git(&origin, &["init", "--quiet"])?;
-    git(&origin, &["add", "--all"])?;
-    git(&origin, &["commit", "--quiet", "-m", "pi-config"])?;
 
     // The old host's backup of the service's data, made with restic itself.
     let home = layout.home();
@@ -191,23 +178,9 @@ fn a_failed_restore_resumes_from_its_step_and_a_second_restore_changes_nothing()
     Ok(())
 }
 
-/// The folder of the built binaries (`pi-bootstrap-restore` and the steps beside it);
-/// builds them once per test process.
-fn built() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins", "--exclude", "xtask"])
-            .current_dir(root())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "cargo build --bins failed");
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
-    })
-}
-
 /// `pi-bootstrap-restore --manifest M ARGS` in the sandbox, the secret exported or not.
 fn chain(machine: &Machine, manifest: &Path, args: &[&str], token: Option<&str>) -> Command {
-    let mut cmd = machine.command(&built().join("pi-bootstrap-restore").display().to_string());
+    let mut cmd = machine.command(&built_binaries().join("pi-bootstrap-restore").display().to_string());
     cmd.args(["--manifest", &manifest.display().to_string()]).args(args);
     match token {
         Some(token) => cmd.env("DEMO_TOKEN", token),
@@ -364,7 +337,7 @@ fn a_step_started_by_hand_meanwhile_finds_the_lock_held_while_the_chains_steps_r
     }
     let lock = home.join(".local/state/pi-bootstrap/lock");
     let by_hand = |forged: Option<String>| -> Result<Output, Box<dyn std::error::Error>> {
-        let mut cmd = machine.command(&built().join("bootstrap-pi-config").display().to_string());
+        let mut cmd = machine.command(&built_binaries().join("bootstrap-pi-config").display().to_string());
         cmd.args(["--manifest", &manifest.display().to_string()]);
         if let Some(value) = forged {
             cmd.env("PI_BOOTSTRAP_LOCK_HANDOVER", value);

@@ -1,7 +1,6 @@
 //! What the bootstrap-data tests share: a temporary host (HOME, a pi-config folder, a
 //! local restic repository, a canary password), runs of the built binary that always
-//! check the canary is nowhere in their output, trees to compare, and redaction for
-//! snapshots.
+//! check the canary is nowhere in their output, and trees to compare byte for byte.
 
 #![allow(dead_code, clippy::disallowed_methods)]
 
@@ -11,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
-pub type Error = Box<dyn std::error::Error>;
+use test_support::redact::Redactions;
+use test_support::{Error, TestResult};
 
 /// The restic password of every test: it must never show anywhere.
 pub const CANARY: &str = "canary-restic-pw-7Hq2xZ";
@@ -197,9 +196,9 @@ repo:
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Test paths and random parts replaced, for snapshots.
-    pub fn redact(&self, text: &str) -> String {
-        text.replace(&self.dir.path().display().to_string(), "[TMP]")
+    /// The temporary folder as `[TMP]`, for snapshots (the tests add their rules).
+    pub fn redactions(&self) -> Redactions {
+        Redactions::new().path(self.dir.path(), "[TMP]")
     }
 }
 
@@ -263,16 +262,4 @@ pub fn differences(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf
     }
     out.extend(after.keys().filter(|p| !before.contains_key(*p)).map(|p| format!("added {}", p.display())));
     out.join("\n")
-}
-
-/// The items of a report by id.
-pub fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
-pub fn detail(report: &serde_json::Value, id: &str) -> String {
-    item(report, id)["detail"].as_str().unwrap_or_default().to_owned()
 }

@@ -1,77 +1,27 @@
-//! Helpers shared by the audit's integration tests: a listing of a whole tree (to prove
-//! the audit changes nothing), git with a fixed identity, the unit and site fixtures.
+//! What the audit's integration tests share: the repo, manifest and installed files of
+//! the test host, a backup of its data, and the redactions of the audit's output.
 
 #![allow(dead_code, clippy::disallowed_methods)]
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::hash::{Hash, Hasher};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::git::{git, init_repo};
+use test_support::manifest::nginx_section;
+use test_support::redact::{AGE, Redactions};
 
-/// Every entry under `root`: its kind, mode and a hash of its content (or its link
-/// target), by path relative to `root`.
-pub fn tree(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let relative = path.strip_prefix(root).unwrap_or(&path).display().to_string();
-        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-        let mode = meta.permissions().mode() & 0o7777;
-        let what = if meta.file_type().is_symlink() {
-            format!("link -> {}", fs::read_link(&path).map(|p| p.display().to_string()).unwrap_or_default())
-        } else if meta.is_dir() {
-            walk(root, &path, out);
-            format!("dir {mode:04o}")
-        } else if meta.is_file() {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            fs::read(&path).unwrap_or_default().hash(&mut hasher);
-            format!("file {mode:04o} {:016x}", hasher.finish())
-        } else {
-            format!("other {mode:04o}")
-        };
-        out.insert(relative, what);
-    }
-}
-
-/// The entries that differ between two listings, for a readable failure.
-pub fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (path, was) in before {
-        match after.get(path) {
-            None => out.push(format!("removed {path} ({was})")),
-            Some(now) if now != was => out.push(format!("changed {path}: {was} -> {now}")),
-            _ => {}
-        }
-    }
-    for (path, now) in after {
-        if !before.contains_key(path) {
-            out.push(format!("added {path} ({now})"));
-        }
-    }
-    out
-}
-
-/// Runs git in `dir` with a fixed identity; fails on a non-zero exit.
-pub fn git(dir: &Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-    let out = Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(())
+/// The audit's output with what changes from run to run made stable: `root` (the
+/// temporary folder, as `label`), the machine's host name, snapshot ids, times and ages.
+pub fn redactions(root: &Path, label: &str) -> Redactions {
+    Redactions::new()
+        .path(root, label)
+        .rule(r"of host \S+,", "of host [HOST],")
+        .snapshot_ids()
+        .times()
+        // The audit's snapshots were written with an age and its "old" as one `[AGE]`.
+        .rule(&format!("{AGE} old"), "[AGE]")
+        .ages()
 }
 
 /// A small web service: python's http.server on loopback.
@@ -96,23 +46,21 @@ pub const GITIGNORE: &str = "data/\nlogs/\n*.env\n";
 
 /// Writes the pi-config repo of the tests at `repo` and commits it.
 pub fn make_repo(repo: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    for name in ["alpha", "beta"] {
-        fs::create_dir_all(repo.join("services").join(name))?;
-        fs::write(repo.join("services").join(name).join("index.html"), format!("{name}\n"))?;
-    }
-    for dir in ["pi", "systemd", "nginx", "shell"] {
-        fs::create_dir_all(repo.join(dir))?;
-    }
-    fs::write(repo.join("pi/settings.json"), "{}\n")?;
-    fs::write(repo.join("systemd/alpha.service"), unit("alpha", 7401, true))?;
-    fs::write(repo.join("systemd/beta.service"), unit("beta", 7402, false))?;
-    fs::write(repo.join("nginx/demo.conf"), SITE)?;
-    fs::write(repo.join("shell/demo.sh"), BLOCK)?;
-    fs::write(repo.join(".gitignore"), GITIGNORE)?;
-    git(repo, &["init", "--quiet"])?;
+    let (alpha, beta) = (unit("alpha", 7401, true), unit("beta", 7402, false));
+    init_repo(
+        repo,
+        &[
+            ("services/alpha/index.html", "alpha\n"),
+            ("services/beta/index.html", "beta\n"),
+            ("pi/settings.json", "{}\n"),
+            ("systemd/alpha.service", &alpha),
+            ("systemd/beta.service", &beta),
+            ("nginx/demo.conf", SITE),
+            ("shell/demo.sh", BLOCK),
+            (".gitignore", GITIGNORE),
+        ],
+    )?;
     git(repo, &["remote", "add", "origin", "https://example.invalid/pi-config.git"])?;
-    git(repo, &["add", "--all"])?;
-    git(repo, &["commit", "--quiet", "-m", "fixture"])?;
     // As a clone has it: the remote's branch as last fetched, here equal to HEAD.
     git(repo, &["update-ref", "refs/remotes/origin/main", "HEAD"])?;
     Ok(())
@@ -155,16 +103,9 @@ dirs:
 ",
         );
     }
+    text.push_str(&nginx_section(&[("demo", "nginx/demo.conf")]));
     text.push_str(
-        "nginx:
-  prefix: ${NGINX_PREFIX}
-  conf: ${NGINX_PREFIX}/nginx.conf
-  sites_available: ${NGINX_PREFIX}/sites-available
-  sites_enabled: ${NGINX_PREFIX}/sites-enabled
-  sites:
-    - name: demo
-      source: nginx/demo.conf
-shell:
+        "shell:
   - name: demo
     file: ~/.bashrc
     source: shell/demo.sh
@@ -229,12 +170,4 @@ pub fn backup_now(home: &Path, repo: &Path) -> Result<(), Box<dyn std::error::Er
     };
     restic(&["init"])?;
     restic(&["backup", "--tag", "pi-bootstrap", &home.join("pi-config/data").display().to_string()])
-}
-
-/// The item of `id` in a JSON report (null when absent).
-pub fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
 }
