@@ -9,7 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use test_support::TestResult;
+use test_support::json::{from_output, item};
 
 struct Host {
     dir: tempfile::TempDir,
@@ -54,20 +55,6 @@ impl Host {
     }
 }
 
-fn report(out: &Output) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
-    serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!("no JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-            .into()
-    })
-}
-
-fn item<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["items"]
-        .as_array()
-        .and_then(|items| items.iter().find(|i| i["id"] == id))
-        .unwrap_or(&serde_json::Value::Null)
-}
-
 const SEMVER_FROM_NPM: &str = "  - name: semver
     check: [semver, --help]
     install: {npm: semver}
@@ -80,21 +67,21 @@ fn a_missing_tool_is_installed_then_a_second_run_installs_nothing() -> TestResul
     ))?;
     let check = host.run(&["--check"]);
     assert_eq!(check.status.code(), Some(1), "--check exits 1 when something would be installed");
-    let check = report(&check)?;
+    let check = from_output(&check)?;
     assert_eq!(item(&check, "prereq:semver")["status"], "would_change");
     assert_eq!(item(&check, "prereq:semver")["detail"], "semver is not installed; would install (npm: semver)");
     assert_eq!(check["commands"], serde_json::json!([]));
     assert!(!host.prefix().join("bin/semver").exists(), "--check installed something");
 
     let first = host.run(&[]);
-    let first_report = report(&first)?;
+    let first_report = from_output(&first)?;
     assert_eq!(first.status.code(), Some(0), "{first_report}");
     assert_eq!(item(&first_report, "prereq:semver")["status"], "changed");
     assert_eq!(item(&first_report, "prereq:sh")["status"], "ok");
     assert_eq!(first_report["commands"], serde_json::json!(["npm install --global --no-fund --no-audit semver"]));
     assert!(host.prefix().join("bin/semver").exists());
 
-    let second = report(&host.run(&[]))?;
+    let second = from_output(&host.run(&[]))?;
     assert_eq!(second["summary"]["changed"], 0);
     assert_eq!(second["summary"]["ok"], 2);
     assert_eq!(second["commands"], serde_json::json!([]), "a second run must run no install command");
@@ -114,7 +101,7 @@ fn a_failing_install_names_the_command_and_its_output_and_the_rest_is_still_obse
     )?;
     let out = host.run(&[]);
     assert_eq!(out.status.code(), Some(1));
-    let report = report(&out)?;
+    let report = from_output(&out)?;
     let ghost = item(&report, "prereq:ghost");
     assert_eq!(ghost["status"], "failed");
     let detail = ghost["detail"].as_str().unwrap_or_default();
@@ -138,14 +125,14 @@ fn a_version_below_the_requirement_is_reported() -> TestResult {
     install: {script: scripts/nothing.sh}
 ",
     )?;
-    let check = report(&host.run(&["--check"]))?;
+    let check = from_output(&host.run(&["--check"]))?;
     assert_eq!(
         item(&check, "prereq:old-tool")["detail"],
         "version 1.2.3 does not satisfy >=2.0; would install (script: scripts/nothing.sh)"
     );
     let out = host.run(&[]);
     assert_eq!(out.status.code(), Some(1));
-    let report = report(&out)?;
+    let report = from_output(&out)?;
     let tool = item(&report, "prereq:old-tool");
     assert_eq!(tool["status"], "failed");
     assert_eq!(
@@ -158,14 +145,14 @@ fn a_version_below_the_requirement_is_reported() -> TestResult {
 }
 
 #[test]
-fn a_bad_version_requirement_fails_without_installing() -> TestResult {
+fn a_bad_version_requirement_is_refused_at_load_before_anything_runs() -> TestResult {
     let host = Host::new(
         "  - name: odd\n    check: [sh, -c, 'echo 1.0.0']\n    version: 'about one'\n    install: {apt: dash}\n",
     )?;
     let out = host.run(&[]);
-    assert_eq!(out.status.code(), Some(1));
-    let report = report(&out)?;
-    assert_eq!(item(&report, "prereq:odd")["status"], "failed");
-    assert_eq!(report["commands"], serde_json::json!([]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("prereqs[0].version: \"about one\" is not a version requirement"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing ran");
     Ok(())
 }

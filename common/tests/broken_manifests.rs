@@ -239,6 +239,32 @@ broken! {
     env_var_invalid_name,
     validate_two_kinds,
     check_bad_regex,
+    // meaning: one owner per host path
+    owner_link_over_repo,
+    owner_sites_enabled_is_available,
+    owner_two_items_one_path,
+    owner_shell_block_in_env_file,
+    owner_inside_link,
+    // meaning: expansion is total
+    vars_unexpanded_in_vars,
+    url_unexpanded,
+    // meaning: classes and the repository
+    class_two_classes_one_path,
+    repository_inside_backup_path,
+    repository_inside_repo,
+    repository_relative,
+    // meaning: values that can never work
+    values_urls_and_tcp,
+    values_ports_and_units,
+    values_empty_strings,
+    values_versions_durations_modes,
+    repo_file_script_missing: Repo,
+    name_too_long,
+    // messages
+    message_type_not_syntax,
+    message_ends_in_quote,
+    message_ends_in_flow,
+    message_long_value,
     several_problems,
 }
 

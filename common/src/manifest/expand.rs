@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::check::Problem;
-use super::types::{Install, Manifest, Pos};
+use super::types::{Health, Install, Manifest, Pos};
 
 /// A path as written in the manifest (`raw`, with its position) and what it resolves
 /// to, with its JSON Schema: the two kinds of path the manifest has.
@@ -177,10 +177,136 @@ fn repo_file(repo: &Path, key: &str, file: &mut RepoFile, problems: &mut Vec<Pro
     file.resolved = repo.join(relative);
 }
 
-/// Expands every host path and resolves every repo file of the manifest.
-pub(crate) fn expand_manifest(manifest: &mut Manifest, expander: &Expander<'_>) -> Vec<Problem> {
+/// The `vars` with `${NAME}` in their values expanded (from the environment, HOME and
+/// the other vars); a var the environment sets is the environment's value. A cycle
+/// (`A: ${B}`, `B: ${A}`) or a name nobody sets is a problem at that var, and the var
+/// is left out. `pos` finds a var's position (`vars.NAME`).
+pub(crate) fn resolve_vars(
+    vars: &BTreeMap<String, String>,
+    home: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    pos: &dyn Fn(&str) -> Pos,
+) -> (BTreeMap<String, String>, Vec<Problem>) {
+    /// Where a var stands while it is resolved.
+    enum State {
+        Resolving,
+        Done(Option<String>),
+    }
+    fn resolve(
+        name: &str,
+        vars: &BTreeMap<String, String>,
+        home: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        states: &mut BTreeMap<String, State>,
+        chain: &mut Vec<String>,
+    ) -> Result<Option<String>, String> {
+        if let Some(value) = env(name) {
+            return Ok(Some(value));
+        }
+        let Some(raw) = vars.get(name) else { return Ok(None) };
+        match states.get(name) {
+            Some(State::Done(value)) => return Ok(value.clone()),
+            Some(State::Resolving) => {
+                chain.push(name.to_owned());
+                let start = chain.iter().position(|n| n == name).unwrap_or(0);
+                return Err(format!("${{{name}}} refers to itself: {}", chain[start..].join(" -> ")));
+            }
+            None => {}
+        }
+        states.insert(name.to_owned(), State::Resolving);
+        chain.push(name.to_owned());
+        // The names this value uses, resolved first.
+        let mut known = BTreeMap::new();
+        for used in referenced(raw) {
+            if used == "HOME" {
+                continue;
+            }
+            if let Some(value) = resolve(&used, vars, home, env, states, chain)? {
+                known.insert(used, value);
+            }
+        }
+        chain.pop();
+        let none = |_: &str| None;
+        let value = Expander { home, vars: &known, env: &none }.expand(raw)?;
+        states.insert(name.to_owned(), State::Done(Some(value.clone())));
+        Ok(Some(value))
+    }
+    let mut states = BTreeMap::new();
+    let mut resolved = BTreeMap::new();
+    let mut problems = Vec::new();
+    for name in vars.keys() {
+        let mut chain = Vec::new();
+        match resolve(name, vars, home, env, &mut states, &mut chain) {
+            Ok(Some(value)) => {
+                resolved.insert(name.clone(), value);
+            }
+            Ok(None) => {}
+            Err(message) => {
+                // The cycle is said once, at the var it was found from.
+                for state in states.values_mut() {
+                    if matches!(state, State::Resolving) {
+                        *state = State::Done(None);
+                    }
+                }
+                problems.push(Problem::new(pos(&format!("vars.{name}")), format!("vars.{name}"), message));
+            }
+        }
+    }
+    (resolved, problems)
+}
+
+/// The names `text` refers to with `$NAME` or `${NAME}` (what [`Expander::expand`]
+/// looks up), in order; malformed references are the expander's to report.
+fn referenced(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        rest = &rest[at + 1..];
+        let name: String = if let Some(braced) = rest.strip_prefix('{') {
+            braced.split('}').next().unwrap_or_default().to_owned()
+        } else {
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+        };
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Expands every host path and resolves every repo file of the manifest; URLs and TCP
+/// targets of health checks, routes and validate checks are expanded too. `pos` finds
+/// the position of a value the types keep none of.
+pub(crate) fn expand_manifest(
+    manifest: &mut Manifest,
+    expander: &Expander<'_>,
+    pos: &dyn Fn(&str) -> Pos,
+) -> Vec<Problem> {
     let mut p = Vec::new();
     let x = expander;
+    let text = |key: String, value: &mut String, p: &mut Vec<Problem>| match x.expand(value) {
+        Ok(expanded) => *value = expanded,
+        Err(message) => p.push(Problem::new(pos(&key), key, message)),
+    };
+    for (i, svc) in manifest.services.iter_mut().enumerate() {
+        match &mut svc.health {
+            Some(Health::Http(http)) => text(format!("services[{i}].health.http.url"), &mut http.url, &mut p),
+            Some(Health::Tcp(target)) => text(format!("services[{i}].health.tcp"), target, &mut p),
+            _ => {}
+        }
+    }
+    if let Some(nginx) = &mut manifest.nginx {
+        for (i, site) in nginx.sites.iter_mut().enumerate() {
+            for (r, route) in site.routes.iter_mut().enumerate() {
+                text(format!("nginx.sites[{i}].routes[{r}].url"), &mut route.url, &mut p);
+            }
+        }
+    }
+    for (i, check) in manifest.validate.iter_mut().enumerate() {
+        if let Some(http) = &mut check.http {
+            text(format!("validate[{i}].http.url"), &mut http.url, &mut p);
+        }
+    }
     x.host_path("repo.path", &mut manifest.repo.path, &mut p);
     let url = &mut manifest.repo.url;
     match x.expand(&url.value) {
@@ -287,6 +413,41 @@ mod tests {
         assert_eq!(expand("/a/${FROM_VARS}/$FROM_VARS.d").as_deref(), Ok("/a/v/v.d"));
         assert_eq!(expand("${BOTH}").as_deref(), Ok("env"));
         assert_eq!(expand("no-vars/é").as_deref(), Ok("no-vars/é"));
+    }
+
+    #[test]
+    fn vars_are_expanded_from_each_other_and_cycles_refused() {
+        let vars: BTreeMap<String, String> = [
+            ("ROOT", "/srv/${USER_DIR}"),
+            ("USER_DIR", "pi"),
+            ("REPO", "${ROOT}/restic"),
+            ("A", "${B}/a"),
+            ("B", "${A}/b"),
+            ("SELF", "$SELF"),
+            ("FROM_ENV", "${NOT_SET}"),
+            ("HOMELY", "$HOME/x"),
+            ("MISSING", "${NOBODY}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let env = |name: &str| (name == "FROM_ENV").then(|| "from-env".to_owned());
+        let (resolved, problems) = resolve_vars(&vars, Path::new("/h"), &env, &|_| Pos::default());
+        assert_eq!(resolved.get("REPO").map(String::as_str), Some("/srv/pi/restic"));
+        assert_eq!(resolved.get("FROM_ENV").map(String::as_str), Some("from-env"), "the environment wins");
+        assert_eq!(resolved.get("HOMELY").map(String::as_str), Some("/h/x"));
+        let said: Vec<(String, String)> = problems.iter().map(|p| (p.key.clone(), p.message.clone())).collect();
+        assert_eq!(
+            said,
+            [
+                ("vars.A".to_owned(), "${A} refers to itself: A -> B -> A".to_owned()),
+                (
+                    "vars.MISSING".to_owned(),
+                    "\"${NOBODY}\": $NOBODY is not set in the environment nor in `vars`".to_owned()
+                ),
+                ("vars.SELF".to_owned(), "${SELF} refers to itself: SELF -> SELF".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::check::{Problem, check_manifest};
-use super::expand::{Expander, expand_manifest};
-use super::explain;
+use super::expand::{Expander, expand_manifest, resolve_vars};
+use super::explain::{self, Fault, ParseError};
 use super::tree::LazyTree;
 use super::types::Manifest;
 
@@ -34,8 +34,9 @@ pub enum LoadErrorKind {
     NotFound { searched_from: PathBuf },
     /// The file could not be read.
     Read(std::io::Error),
-    /// The YAML is malformed or does not fit the manifest's types.
-    Parse(Problem),
+    /// The YAML is malformed, or does not fit the manifest's types ([`ParseError::fault`]
+    /// says which).
+    Parse(ParseError),
     /// The manifest parsed but means something impossible or unsafe.
     Invalid(Vec<Problem>),
     /// HOME is not set, so no path can be expanded.
@@ -46,7 +47,7 @@ impl LoadError {
     /// The problems with a position, for tests and JSON output.
     pub fn problems(&self) -> Vec<Problem> {
         match &self.kind {
-            LoadErrorKind::Parse(problem) => vec![problem.clone()],
+            LoadErrorKind::Parse(e) => vec![e.problem.clone()],
             LoadErrorKind::Invalid(problems) => problems.clone(),
             _ => Vec::new(),
         }
@@ -71,9 +72,17 @@ impl fmt::Display for LoadError {
             ),
             LoadErrorKind::Read(e) => write!(f, "{file}: cannot read the manifest: {e}"),
             LoadErrorKind::NoHome => write!(f, "HOME is not set: it is needed to expand ~ and $HOME in {file}"),
-            LoadErrorKind::Parse(p) => {
-                located(f, p)?;
-                write!(f, "the manifest is not valid YAML for pi-bootstrap (see the manifest reference in README.md)")
+            LoadErrorKind::Parse(e) => {
+                located(f, &e.problem)?;
+                match e.fault {
+                    Fault::Syntax => {
+                        write!(f, "the manifest is not valid YAML (see the manifest reference in README.md)")
+                    }
+                    Fault::Shape => write!(
+                        f,
+                        "the manifest is valid YAML but does not fit pi-bootstrap's format (see the manifest reference in README.md)"
+                    ),
+                }
             }
             LoadErrorKind::Invalid(problems) => {
                 for p in problems {
@@ -88,11 +97,13 @@ impl fmt::Display for LoadError {
 
 /// Parses YAML text into `T`: the one door for YAML in the workspace (clippy denies the
 /// parser's entry points everywhere else). Unknown keys, wrong types and syntax errors
-/// come back as a [`Problem`] with the position, the key path and what was expected, in
-/// words for the person editing the file. The positions of the manifest's nodes
-/// (`tree.rs`) are read through here too, as plain YAML.
+/// come back as a [`ParseError`]: a [`Problem`] with the position, the key path and what
+/// was expected and found, in words for the person editing the file, and whether the
+/// text is not YAML at all ([`Fault::Syntax`]) or YAML that does not fit `T`
+/// ([`Fault::Shape`]). The positions of the manifest's nodes (`tree.rs`) are read
+/// through here too, as plain YAML.
 #[allow(clippy::disallowed_methods, reason = "the one door for YAML")]
-pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
+pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
     let mut key = String::new();
     let options = serde_saphyr::options! { with_snippet: false };
     let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
@@ -137,10 +148,15 @@ pub fn load_str(
     let err = |kind| LoadError { file: file.to_path_buf(), kind };
     let mut manifest: Manifest = parse_yaml(text).map_err(|p| err(LoadErrorKind::Parse(p)))?;
     manifest.file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let vars = manifest.vars.clone();
+    let tree = LazyTree::new(text);
+    let pos = |key: &str| tree.pos(key).unwrap_or_default();
+    let (vars, mut problems) = resolve_vars(&manifest.vars, home, env, &pos);
     let expander = Expander { home, vars: &vars, env };
-    let mut problems = expand_manifest(&mut manifest, &expander);
-    problems.extend(check_manifest(&manifest, home, &LazyTree::new(text)));
+    problems.extend(expand_manifest(&mut manifest, &expander, &pos));
+    // A value that could not be expanded is said once: the checks of its meaning
+    // would only repeat it in other words.
+    let unexpanded: std::collections::HashSet<String> = problems.iter().map(|p| p.key.clone()).collect();
+    problems.extend(check_manifest(&manifest, home, &tree).into_iter().filter(|p| !unexpanded.contains(&p.key)));
     problems.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
     if problems.is_empty() { Ok(manifest) } else { Err(err(LoadErrorKind::Invalid(problems))) }
 }

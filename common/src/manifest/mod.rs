@@ -10,11 +10,13 @@ mod check;
 mod expand;
 mod explain;
 mod load;
+mod shown;
 mod tree;
 mod types;
 
 pub use check::{Problem, repo_is_complete};
 pub use expand::{HostPath, RepoFile};
+pub use explain::{Fault, ParseError};
 pub use load::{LoadError, LoadErrorKind, MANIFEST_ENV, MANIFEST_FILE_NAME, find_manifest, load, load_str, parse_yaml};
 pub use types::*;
 

@@ -54,7 +54,8 @@ impl JsonSchema for Name {
         json_schema!({
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
-            "description": "A name: letters, digits, '.', '_' and '-'; unique within its section."
+            "maxLength": 64,
+            "description": "A name: letters, digits, '.', '_' and '-' (at most 64), starting with a letter or a digit; unique within its section."
         })
     }
 }
@@ -71,6 +72,7 @@ pub struct Manifest {
     pub version: u32,
     /// The host's name, used to tag backups. Defaults to the machine's host name.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub host: Option<String>,
     /// Default values for `${NAME}` in paths and urls; the process environment wins.
     #[serde(default)]
@@ -131,13 +133,13 @@ pub struct Prereq {
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Install {
     /// A Debian package, installed with `apt-get install`.
-    Apt(String),
+    Apt(#[schemars(length(min = 1))] String),
     /// A global npm package, installed with `npm install -g`.
-    Npm(String),
+    Npm(#[schemars(length(min = 1))] String),
     /// A Python tool, installed with `pipx install`.
-    Pip(String),
+    Pip(#[schemars(length(min = 1))] String),
     /// A crate, installed with `cargo install`.
-    Cargo(String),
+    Cargo(#[schemars(length(min = 1))] String),
     /// A script in the repo, run with no arguments.
     Script(RepoFile),
 }
@@ -149,10 +151,11 @@ pub struct Repo {
     /// Where the work tree lives on the host, e.g. `~/pi-config`.
     pub path: HostPath,
     /// Where to clone it from (any url git understands; `${NAME}` is expanded).
-    #[schemars(with = "String")]
+    #[schemars(with = "String", length(min = 1))]
     pub url: Spanned<String>,
-    /// The branch to check out.
+    /// The branch to check out (default `main`).
     #[serde(default = "default_branch")]
+    #[schemars(length(min = 1))]
     pub branch: String,
     /// Dependency installs, such as `bun install`.
     #[serde(default)]
@@ -212,6 +215,7 @@ pub struct Dir {
 pub struct Service {
     pub name: Name,
     /// What the service is for, in one sentence.
+    #[schemars(length(min = 1))]
     pub purpose: String,
     /// What kind of service it is.
     #[serde(default)]
@@ -238,8 +242,9 @@ pub struct Service {
     /// Where it writes logs.
     #[serde(default)]
     pub log_path: Option<HostPath>,
-    /// The TCP port it listens on, if any.
+    /// The TCP port it listens on, if any (1 to 65535).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u16>,
     /// How to tell it is healthy, besides systemd's state.
     #[serde(default)]
@@ -311,8 +316,9 @@ pub enum Health {
 #[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     pub url: String,
-    /// Expected status (default 200).
+    /// Expected status (default 200), an HTTP status from 100 to 599.
     #[serde(default = "default_status")]
+    #[schemars(range(min = 100, max = 599))]
     pub status: u16,
     /// A regex the body must match.
     #[serde(default)]
@@ -357,7 +363,9 @@ pub struct NginxSite {
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub url: String,
+    /// Expected status (default 200), an HTTP status from 100 to 599.
     #[serde(default = "default_status")]
+    #[schemars(range(min = 100, max = 599))]
     pub status: u16,
     #[serde(default)]
     pub body: Option<String>,
@@ -394,6 +402,7 @@ pub struct DeclaredPath {
     pub name: Name,
     pub path: HostPath,
     /// What lives there.
+    #[schemars(length(min = 1))]
     pub role: String,
     #[schemars(with = "BackupClass")]
     pub backup: Spanned<BackupClass>,

@@ -1,5 +1,12 @@
 //! The meaning checks that run after parsing: every problem is collected, none stops
-//! the others.
+//! the others. Here: the version, names, repo files, where the tool writes, references
+//! between sections, patterns and the backup policy; in [`owners`] one owner per host
+//! path, in [`classes`] backup classes and the repository, in [`values`] the values
+//! that can never work.
+
+mod classes;
+mod owners;
+mod values;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,8 +14,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+pub(crate) use super::shown::shown;
 use super::tree::LazyTree;
-use super::types::{BackupClass, Manifest, Name, Pos};
+use super::types::{Manifest, Name, Pos};
 
 /// One thing wrong with a manifest that parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,10 +54,14 @@ pub(crate) fn check_manifest(m: &Manifest, home: &Path, tree: &LazyTree<'_>) -> 
     check_names(m, &mut p);
     check_repo_files(m, &mut p);
     check_write_targets(m, home, &mut p);
-    check_backup_classes(m, &mut p);
+    owners::check_owners(m, home, &mut p);
+    classes::check_backup_classes(m, &mut p);
+    classes::check_one_class(m, &mut p);
+    classes::check_repository(m, &mut p);
     check_references(m, tree, &mut p);
     check_patterns(m, tree, &mut p);
     check_backup_policy(m, tree, &mut p);
+    values::check_values(m, tree, &mut p);
     p.sort_by_key(|problem| (problem.pos.line, problem.pos.column));
     p
 }
@@ -77,8 +89,10 @@ fn check_names(m: &Manifest, p: &mut Vec<Problem>) {
                 p.push(Problem::new(
                     name.pos(),
                     &key,
-                    format!("{:?} is not a valid name: use letters, digits, '.', '_' and '-'", name.as_str()),
+                    format!("{} is not a valid name: use letters, digits, '.', '_' and '-'", shown(name.as_str())),
                 ));
+            } else if let Some(message) = values::name_too_long(name) {
+                p.push(Problem::new(name.pos(), &key, message));
             }
             if let Some(first) = seen.get(name.as_str()) {
                 p.push(Problem::new(
@@ -147,12 +161,25 @@ fn check_repo_files(m: &Manifest, p: &mut Vec<Problem>) {
     for (i, block) in m.shell.iter().enumerate() {
         files.push((format!("shell[{i}].source"), &block.source));
     }
+    for (i, prereq) in m.prereqs.iter().enumerate() {
+        if let super::types::Install::Script(script) = &prereq.install {
+            files.push((format!("prereqs[{i}].install.script"), script));
+        }
+    }
+    for (i, dep) in m.repo.deps.iter().enumerate() {
+        // The installed tree is what the install makes: it need not be there yet.
+        for (field, file) in [("dir", &dep.dir), ("lockfile", &dep.lockfile)] {
+            if let Some(file) = file {
+                files.push((format!("repo.deps[{i}].{field}"), file));
+            }
+        }
+    }
     for (key, file) in files {
         if std::fs::symlink_metadata(file.path()).is_err() {
             p.push(Problem::new(
                 file.pos(),
                 key,
-                format!("{:?} does not exist in the repo at {}", file.raw(), m.repo.path.path().display()),
+                format!("{} does not exist in the repo at {}", shown(file.raw()), m.repo.path.path().display()),
             ));
         }
     }
@@ -216,45 +243,6 @@ fn nearest_existing(path: &Path, home: &Path) -> Option<PathBuf> {
         .take_while(|a| a.starts_with(home))
         .find(|a| std::fs::symlink_metadata(a).is_ok())
         .map(Path::to_path_buf)
-}
-
-fn check_backup_classes(m: &Manifest, p: &mut Vec<Problem>) {
-    for (i, svc) in m.services.iter().enumerate() {
-        match (&svc.data_path, &svc.backup) {
-            (Some(data), None) => p.push(Problem::new(
-                data.pos(),
-                format!("services[{i}].data_path"),
-                format!(
-                    "service {:?} has a data path but no backup class: add `backup: backup` (or git, bootstrap, disposable)",
-                    svc.name.as_str()
-                ),
-            )),
-            (None, Some(class)) if class.value == BackupClass::Backup => p.push(Problem::new(
-                Pos::of(class),
-                format!("services[{i}].backup"),
-                format!("service {:?} must be backed up but declares no data_path", svc.name.as_str()),
-            )),
-            _ => {}
-        }
-    }
-    if m.backup.is_none() {
-        let paths = m.paths.iter().enumerate().map(|(i, x)| (format!("paths[{i}].backup"), &x.path, Some(&x.backup)));
-        let services = m.services.iter().enumerate().filter_map(|(i, svc)| {
-            let data = svc.data_path.as_ref()?;
-            Some((format!("services[{i}].backup"), data, svc.backup.as_ref()))
-        });
-        for (key, path, class) in paths.chain(services) {
-            if let Some(class) = class
-                && class.value == BackupClass::Backup
-            {
-                p.push(Problem::new(
-                    Pos::of(class),
-                    key,
-                    format!("{} must be backed up, but the manifest has no `backup` section to say where", path.raw()),
-                ));
-            }
-        }
-    }
 }
 
 fn check_references(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
