@@ -105,9 +105,12 @@ impl GitRepo {
     fn last_fetched(&self) -> Option<SystemTime> {
         let git_dir = self.path.join(".git");
         let tracking = git_dir.join(self.tracking());
+        // A fetch that failed leaves FETCH_HEAD empty: then the ref's own time.
         [git_dir.join("FETCH_HEAD"), tracking, git_dir.join("packed-refs")]
             .iter()
-            .find_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .find(|m| m.len() > 0)
+            .and_then(|m| m.modified().ok())
     }
 
     /// Commits on the branch not on the remote, and on the remote not on the branch;
@@ -245,11 +248,18 @@ impl Facts<'_> {
         let used_edited: Vec<&str> = self.edited.iter().filter(|f| is_used(f, self.used)).map(String::as_str).collect();
         let used_new: Vec<&str> = self.untracked.iter().filter(|f| is_used(f, self.used)).map(String::as_str).collect();
         let mut alone = Vec::new();
-        if let Some(why) = &self.fetch_failed {
-            alone.push(format!("cannot fetch origin ({why}); compared with {}, {}", self.remote, self.age));
+        match (&self.fetch_failed, self.ahead_behind) {
+            (Some(why), None) => alone.push(format!(
+                "cannot fetch origin ({why}), and nothing was fetched before: whether the remote has what is here is unknown"
+            )),
+            (Some(why), Some(_)) => {
+                alone.push(format!("cannot fetch origin ({why}); compared with {}, {}", self.remote, self.age))
+            }
+            (None, _) => {}
         }
         let mut differs = None;
         match self.ahead_behind {
+            None if self.fetch_failed.is_some() => {}
             None => alone.push(format!(
                 "no {} to compare with (never fetched): run bootstrap-pi-config or pi-config-audit --fetch",
                 self.remote

@@ -102,6 +102,23 @@ pub fn install_commands(due: &[&Prereq]) -> Vec<InstallCommand> {
     commands
 }
 
+/// Why `prereq` cannot be installed now, known before anything runs: its install
+/// script is not there (it lives in the pi-config repo, which `bootstrap-pi-config`
+/// clones after this step). `--check` and the run both say so, as a failure, so the
+/// check never promises an install the run cannot do.
+pub fn cannot_install(prereq: &Prereq) -> Option<String> {
+    let Install::Script(file) = &prereq.install else { return None };
+    match std::fs::symlink_metadata(file.path()) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "cannot install: its script {} is not there (it comes with the pi-config repo: on a host \
+             where the repo is not cloned yet, bootstrap-pi-config clones it; then run this step again)",
+            file.path().display()
+        )),
+        Err(e) => Some(format!("cannot install: cannot read its script {}: {e}", file.path().display())),
+    }
+}
+
 /// What the installs did: the commands run and, per prerequisite, why its install failed.
 #[derive(Debug, Default)]
 pub struct Outcome {

@@ -159,13 +159,27 @@ pub fn run(prereqs: &[&Prereq], check: bool, verbosity: Verbosity) -> Report {
     let owned: Vec<Prereq> = prereqs.iter().map(|p| (*p).clone()).collect();
     let before = observe_all(&owned);
     let mut report = Report::new(STEP, check);
-    let due: Vec<&Prereq> = owned.iter().zip(&before).filter(|(_, f)| f.needs_install()).map(|(p, _)| p).collect();
+    // What cannot be installed is known before anything runs: the same failure for
+    // `--check` and the run.
+    let blocked: Vec<Option<String>> = owned
+        .iter()
+        .zip(&before)
+        .map(|(p, f)| if f.needs_install() { install::cannot_install(p) } else { None })
+        .collect();
+    let due: Vec<&Prereq> = owned
+        .iter()
+        .zip(&before)
+        .zip(&blocked)
+        .filter(|((_, f), b)| f.needs_install() && b.is_none())
+        .map(|((p, _), _)| p)
+        .collect();
     if check || due.is_empty() {
-        for (prereq, found) in owned.iter().zip(&before) {
-            let (status, detail) = match found {
-                Found::Ok { .. } => (Status::Ok, found.describe()),
-                Found::BadRequirement { .. } => (Status::Failed, found.describe()),
-                _ => (
+        for ((prereq, found), blocked) in owned.iter().zip(&before).zip(&blocked) {
+            let (status, detail) = match (found, blocked) {
+                (Found::Ok { .. }, _) => (Status::Ok, found.describe()),
+                (Found::BadRequirement { .. }, _) => (Status::Failed, found.describe()),
+                (_, Some(why)) => (Status::Failed, format!("{}; {why}", found.describe())),
+                (_, None) => (
                     Status::WouldChange,
                     format!("{}; would install ({})", found.describe(), install_label(&prereq.install)),
                 ),
@@ -177,14 +191,15 @@ pub fn run(prereqs: &[&Prereq], check: bool, verbosity: Verbosity) -> Report {
     let outcome = install::install(&due, verbosity);
     report.commands = outcome.commands.clone();
     let after = observe_all(&owned);
-    for ((prereq, was), now) in owned.iter().zip(&before).zip(&after) {
-        let (status, detail) = match (was, now) {
-            (Found::BadRequirement { .. }, _) => (Status::Failed, was.describe()),
-            (Found::Ok { .. }, Found::Ok { .. }) => (Status::Ok, now.describe()),
-            (_, Found::Ok { .. }) => {
+    for (((prereq, was), now), blocked) in owned.iter().zip(&before).zip(&after).zip(&blocked) {
+        let (status, detail) = match (was, now, blocked) {
+            (Found::BadRequirement { .. }, _, _) => (Status::Failed, was.describe()),
+            (_, _, Some(why)) => (Status::Failed, format!("{}; {why}", was.describe())),
+            (Found::Ok { .. }, Found::Ok { .. }, _) => (Status::Ok, now.describe()),
+            (_, Found::Ok { .. }, _) => {
                 (Status::Changed, format!("installed ({}): {}", install_label(&prereq.install), now.describe()))
             }
-            (_, _) => {
+            (_, _, None) => {
                 let why = outcome.failure_for(prereq).map_or_else(
                     || {
                         format!(

@@ -312,7 +312,9 @@ fn services(
         report.push(unit_item);
     }
     let waiting_item = |service: &Service, wait: &Wait| {
-        let (status, verb) = if check { (Status::WouldChange, "would wait") } else { (Status::Skipped, "waits") };
+        // The run leaves it as it is: skipped in both, the check saying what the run would do.
+        let verb = if check { "would wait" } else { "waits" };
+        let status = Status::Skipped;
         let detail = format!(
             "{verb} for its data: {}; bootstrap-data restore starts it once its data is back",
             wait.describe(&ctx.home)

@@ -24,9 +24,10 @@ use crate::{Options, backup_section, host_name, repository_item};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Local {
     Missing,
-    /// A folder with nothing in it.
+    /// A folder with nothing in it but empty folders (which other steps make: a
+    /// declared folder inside a data path is made before the data comes back).
     Empty,
-    /// A file, a link, or a folder with something in it.
+    /// A file, a link, or a folder with one somewhere inside it.
     Data,
 }
 
@@ -34,9 +35,21 @@ pub(super) fn local_state(path: &Path) -> io::Result<Local> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Local::Missing),
         Err(e) => Err(e),
-        Ok(meta) if meta.is_dir() => Ok(if fs::read_dir(path)?.next().is_none() { Local::Empty } else { Local::Data }),
+        Ok(meta) if meta.is_dir() => Ok(if only_empty_folders(path)? { Local::Empty } else { Local::Data }),
         Ok(_) => Ok(Local::Data),
     }
+}
+
+/// Whether the folder at `path` holds nothing but folders that hold nothing (at any
+/// depth); it stops at the first file, link or other entry.
+fn only_empty_folders(path: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(path)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() || !only_empty_folders(&entry.path())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Why the repository is asked about a path.
@@ -315,5 +328,27 @@ pub(super) fn mark_nested(plans: &mut [Plan<'_>]) {
         if let Some(&(outer, _)) = outer {
             plans[i].decision = Decision::With { outer, snapshot };
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_of_empty_folders_is_empty_and_anything_else_is_data() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("data");
+        assert_eq!(local_state(&path)?, Local::Missing);
+        fs::create_dir_all(path.join("uploads/thumbs"))?;
+        fs::create_dir_all(path.join("sessions"))?;
+        assert_eq!(local_state(&path)?, Local::Empty, "folders another step made are no data");
+        fs::write(path.join("uploads/thumbs/a.png"), "x")?;
+        assert_eq!(local_state(&path)?, Local::Data);
+        fs::remove_file(path.join("uploads/thumbs/a.png"))?;
+        std::os::unix::fs::symlink("/nowhere", path.join("sessions/link"))?;
+        assert_eq!(local_state(&path)?, Local::Data, "a link is something");
+        Ok(())
     }
 }
