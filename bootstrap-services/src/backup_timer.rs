@@ -14,7 +14,8 @@
 //!
 //! Both are observed and applied as the repo's unit files are: a diff when they differ,
 //! `systemd-analyze verify --user` on a staged copy of the pair before they are
-//! installed, a replaced file kept first. The step then enables and starts the timer
+//! installed (in the run's one call for every unit file it installs), a replaced file
+//! kept first. The step then enables and starts the timer
 //! (`timer:pi-bootstrap-backup`), restarting it only when its unit changed. The item
 //! fails while the installed `bootstrap-data` is missing (the timer would fail at every
 //! run); the units are written and the timer started all the same, so the backup runs
@@ -32,7 +33,7 @@ use common::install::{self, BACKUP_UNIT};
 use common::manifest::{Backup, ItemId, Manifest};
 use common::report::tilde;
 
-use crate::units::USER_UNIT_DIR;
+use crate::units::{USER_UNIT_DIR, Verdict, Verify, verify};
 
 /// The id of the timer's item: enabled and started.
 pub const TIMER_ID: &str = "timer:pi-bootstrap-backup";
@@ -181,41 +182,35 @@ pub struct GeneratedUnit {
     program: PathBuf,
     /// Why it cannot be written at all.
     problem: Option<String>,
+    /// What `units::verify_pending` found, for `apply`.
+    verdict: OnceLock<Verdict>,
 }
 
 impl GeneratedUnit {
     fn name(&self) -> String {
         self.target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
+}
 
-    /// `systemd-analyze verify --user` on a staged copy, beside its companion. The one
-    /// complaint it may make that does not count: the installed program is missing
-    /// (the timer's item says so).
-    fn verify(&self, ctx: &Ctx) -> Result<(), EngineError> {
-        let stage = common::staging::scratch(&ctx.state, "units")
-            .map_err(EngineError::io("create a staging folder for", &self.target))?;
-        let staged = stage.path().join(self.name());
-        for (name, content) in [(self.name(), &self.content), (self.companion.0.clone(), &self.companion.1)] {
-            let dest = stage.path().join(name);
-            fsx::write_atomic(&dest, content.as_bytes(), None).map_err(EngineError::io("stage", &dest))?;
-        }
-        let out = Cmd::new("systemd-analyze").args(["verify", "--user"]).arg(staged.display().to_string()).output()?;
-        if out.success() {
-            return Ok(());
-        }
-        let stage_text = stage.path().display().to_string();
-        let said = format!("{}{}", out.stdout, out.stderr).replace(&stage_text, "…");
+/// Verified on a staged copy, beside its companion. The one complaint
+/// `systemd-analyze verify` may make that does not count: the installed program is
+/// missing (the timer's item says so).
+impl Verify for GeneratedUnit {
+    fn unit_name(&self) -> String {
+        self.name()
+    }
+    fn staged(&self) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        Ok(vec![
+            (self.name(), self.content.clone().into_bytes()),
+            (self.companion.0.clone(), self.companion.1.clone().into_bytes()),
+        ])
+    }
+    fn excused(&self, line: &str) -> bool {
         // Only while the program is really missing: "Command PATH is not executable".
-        let missing = (!runnable(&self.program)).then(|| format!("{} is not executable", self.program.display()));
-        let excused = |line: &str| missing.as_ref().is_some_and(|m| line.contains(m.as_str()));
-        let rest: Vec<&str> = said.lines().map(str::trim).filter(|l| !l.is_empty() && !excused(l)).collect();
-        if rest.is_empty() {
-            return Ok(());
-        }
-        Err(EngineError::Refused(format!(
-            "systemd-analyze verify refused the unit, nothing was installed:\n{}",
-            rest.join("\n")
-        )))
+        !runnable(&self.program) && line.contains(&format!("{} is not executable", self.program.display()))
+    }
+    fn verdict(&self) -> &OnceLock<Verdict> {
+        &self.verdict
     }
 }
 
@@ -254,7 +249,7 @@ impl Resource for GeneratedUnit {
     }
 
     fn apply(&self, ctx: &Ctx) -> Result<(), EngineError> {
-        self.verify(ctx)?;
+        verify(self, ctx)?;
         if self.target.exists() {
             ctx.state.keep(&self.target)?;
         }
@@ -303,6 +298,7 @@ impl BackupTimer {
             schedule,
             program: program.clone(),
             problem: problem.clone(),
+            verdict: OnceLock::new(),
         };
         Some(BackupTimer {
             id: ItemId(TIMER_ID.to_owned()),

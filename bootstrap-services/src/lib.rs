@@ -295,6 +295,9 @@ fn services(
         }
     }
 
+    if !check {
+        units::verify_pending(&files, &generated, ctx);
+    }
     let mut units_changed = false;
     for file in &files {
         let unit_item = engine::run_one(file, ctx, check);
@@ -370,7 +373,9 @@ fn services(
     }
     common::sys::crash_point("after-units");
 
-    let current = systemd::show(&names, &[]).unwrap_or_default();
+    // Without a reload, systemd has them as they were before.
+    let reloaded = units_changed || stale;
+    let current = if reloaded { systemd::show(&names, EXTRA_PROPERTIES).unwrap_or_default() } else { before.clone() };
     let mut actions = Actions::default();
     for service in &chosen {
         let plan = plans.get(service.name.as_str()).copied().unwrap_or(Plan::Ensure);
@@ -398,7 +403,8 @@ fn services(
         }
     }
     let touched: Vec<String> = to_start.iter().chain(&to_restart).cloned().collect();
-    let after = systemd::wait_settled(&names, &touched);
+    let acted = !(to_enable.is_empty() && touched.is_empty());
+    let after = if acted { systemd::wait_settled_with(&names, &touched, EXTRA_PROPERTIES) } else { current.clone() };
     for service in &chosen {
         let name = service.name.as_str();
         let id = ItemId::new("service", name).0;
@@ -434,7 +440,7 @@ fn services(
         let restarted = to_restart.contains(&timer_unit);
         let touched = restarted || to_start.contains(&timer_unit) || to_enable.contains(&timer_unit);
         let mut now = state_of(&after, &timer_unit);
-        if now.is_active() {
+        if now.is_active() && !now.properties.contains_key("NextElapseUSecRealtime") {
             // The next elapse is only known once the timer runs.
             now = systemd::show(std::slice::from_ref(&timer_unit), EXTRA_PROPERTIES)
                 .ok()

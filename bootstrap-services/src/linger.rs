@@ -2,6 +2,8 @@
 //! login, so the user services do too. Set with `loginctl enable-linger USER` (as
 //! root), read back with `loginctl show-user USER -p Linger --value`.
 
+use std::sync::OnceLock;
+
 use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
 use common::exec::Cmd;
 use common::manifest::ItemId;
@@ -13,11 +15,15 @@ pub struct Linger {
     pub user: String,
 }
 
-/// The user running this step: `$USER`, else `id -un`.
+/// The user running this step: `$USER`, else `id -un` (asked once).
 pub fn current_user() -> String {
-    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-        Cmd::new("id").arg("-un").output().map(|o| o.stdout.trim().to_owned()).unwrap_or_else(|_| "root".to_owned())
+    static USER: OnceLock<String> = OnceLock::new();
+    USER.get_or_init(|| {
+        std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+            Cmd::new("id").arg("-un").output().map(|o| o.stdout.trim().to_owned()).unwrap_or_else(|_| "root".to_owned())
+        })
     })
+    .clone()
 }
 
 impl Linger {

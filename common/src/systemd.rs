@@ -3,7 +3,7 @@
 //! daemon-reload), all through `exec`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::exec::{Cmd, ExecError};
 
@@ -192,25 +192,147 @@ pub fn act(verb: &str, units: &[String]) -> Result<(), SystemdError> {
     Ok(())
 }
 
+/// How long [`wait_settled`] waits at most for the units it watches.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a service must have stayed up, without a restart, before it counts as
+/// running: systemd calls a service active as soon as its process is forked (or has
+/// said it is ready), and one that dies right after starting shows active for a moment.
+const STAY_UP: Duration = Duration::from_millis(600);
+
+/// The first pause between two looks while a unit is on its way (activating,
+/// deactivating, not answering), doubled after each look up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+const LONGEST_PAUSE: Duration = Duration::from_millis(200);
+
+/// What [`wait_settled`] reads of every unit besides what its caller asks for.
+const SETTLE_PROPERTIES: &[&str] = &["Type", "NRestarts", "ActiveEnterTimestampMonotonic"];
+
 /// The state of `names` once the units just started or restarted (`touched`) have
-/// settled (active, or failed), waiting at most a few seconds; one `show` call per look.
-/// A service that dies right after starting shows active for a moment, so it looks
-/// once more after a short pause before calling it running.
+/// settled, waiting at most a few seconds; one `show` call per look. A touched unit has
+/// settled when it is failed or inactive, when it is active and cannot die right after
+/// starting (a timer, a socket, a oneshot service that has finished), or when it is a
+/// service that has stayed active for [`STAY_UP`] since it was started, with no restart
+/// in between (a crash and an automatic restart start that time again). While a unit is
+/// on its way (activating, an automatic restart pending), the looks come every 20 ms at
+/// first, then less often, up to every 200 ms; while only the time a service must stay
+/// up is left, there is no look until it ends. At the deadline, the states are as they
+/// are.
 pub fn wait_settled(names: &[String], touched: &[String]) -> Vec<UnitState> {
-    use std::time::{Duration, Instant};
-    let started = Instant::now();
+    wait_settled_with(names, touched, &[])
+}
+
+/// [`wait_settled`], reading the `extra` properties too (as [`show`] does).
+pub fn wait_settled_with(names: &[String], touched: &[String], extra: &[&str]) -> Vec<UnitState> {
+    let mut props: Vec<&str> = extra.to_vec();
+    if !touched.is_empty() {
+        props.extend(SETTLE_PROPERTIES.iter().filter(|p| !extra.contains(p)));
+    }
+    let mut watch = Watch::new(Instant::now());
+    let deadline = watch.started + SETTLE_DEADLINE;
+    let mut pause = FIRST_PAUSE;
     loop {
-        let states = show(names, &[]).unwrap_or_default();
-        let settling = touched
-            .iter()
-            .any(|u| states.iter().find(|s| s.id == *u).is_none_or(|s| !s.is_active() && s.active_state != "failed"));
-        if (!settling || started.elapsed() > Duration::from_secs(5))
-            && (touched.is_empty() || started.elapsed() > Duration::from_millis(600))
-        {
+        let states = show(names, &props).unwrap_or_default();
+        let now = Instant::now();
+        let Some(next) = watch.next_look(touched, &states, now, pause) else {
+            return states;
+        };
+        if now >= deadline {
             return states;
         }
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(next.min(deadline).saturating_duration_since(now));
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
+}
+
+/// Where one touched unit stands at a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Failed, inactive, or up for good.
+    Settled,
+    /// A service that is up, but not for long enough yet: settled at that instant if it
+    /// stays up.
+    UpUntil(Instant),
+    /// On its way (activating, deactivating, an automatic restart pending), or not in
+    /// the answer.
+    Moving,
+}
+
+/// What [`wait_settled`] remembers from one look to the next: since when each service
+/// has been seen up in its current activation.
+#[derive(Debug)]
+struct Watch {
+    /// When the wait began: the touched units were started before it.
+    started: Instant,
+    /// For each service seen active: the `ActiveEnterTimestampMonotonic` of that
+    /// activation, and since when it counts as up.
+    up: BTreeMap<String, (String, Instant)>,
+}
+
+impl Watch {
+    fn new(started: Instant) -> Watch {
+        Watch { started, up: BTreeMap::new() }
+    }
+
+    /// When to look again, or `None` when every touched unit has settled. `pause` is the
+    /// wait while a unit is on its way.
+    fn next_look(
+        &mut self,
+        touched: &[String],
+        states: &[UnitState],
+        now: Instant,
+        pause: Duration,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for unit in touched {
+            let at = match self.standing(unit, states.iter().find(|s| s.id == *unit), now) {
+                Standing::Settled => continue,
+                Standing::UpUntil(at) => at,
+                Standing::Moving => now + pause,
+            };
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        next
+    }
+
+    fn standing(&mut self, unit: &str, state: Option<&UnitState>, now: Instant) -> Standing {
+        let Some(state) = state else { return Standing::Moving };
+        match state.active_state.as_str() {
+            "active" if !may_die_after_start(state) => Standing::Settled,
+            "active" => {
+                let entered = state.properties.get("ActiveEnterTimestampMonotonic").cloned().unwrap_or_default();
+                // systemd counts the automatic restarts since the last start it was asked for.
+                let restarted = state.properties.get("NRestarts").is_some_and(|n| !n.is_empty() && n != "0");
+                let since = match self.up.get(unit) {
+                    Some((seen, since)) if *seen == entered => *since,
+                    // Up again since the last look: it died and was restarted.
+                    Some(_) => now,
+                    // Already restarted before the first look.
+                    None if restarted => now,
+                    // Up since it was started, before the wait began.
+                    None => self.started,
+                };
+                self.up.insert(unit.to_owned(), (entered, since));
+                let until = since + STAY_UP;
+                if now >= until { Standing::Settled } else { Standing::UpUntil(until) }
+            }
+            "failed" | "inactive" => {
+                self.up.remove(unit);
+                Standing::Settled
+            }
+            _ => {
+                self.up.remove(unit);
+                Standing::Moving
+            }
+        }
+    }
+}
+
+/// Can this active unit still die of a failed start? Any service but a oneshot one
+/// (which is active only once its commands have finished); not a timer, socket, path
+/// or target.
+fn may_die_after_start(state: &UnitState) -> bool {
+    state.id.ends_with(".service") && state.properties.get("Type").is_none_or(|t| t != "oneshot")
 }
 
 /// `systemctl --user daemon-reload`.
@@ -233,6 +355,83 @@ mod tests {
         assert!(!units[1].exists());
         assert_eq!(units[0].describe(), "enabled, active (running)");
         assert!(units[0].is_running() && units[0].is_enabled());
+    }
+
+    fn unit(id: &str, active: &str, props: &[(&str, &str)]) -> UnitState {
+        UnitState {
+            id: id.to_owned(),
+            load_state: "loaded".to_owned(),
+            active_state: active.to_owned(),
+            properties: props.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..UnitState::default()
+        }
+    }
+
+    fn simple(active: &str, entered: &str, restarts: &str) -> UnitState {
+        unit(
+            "web.service",
+            active,
+            &[("Type", "simple"), ("ActiveEnterTimestampMonotonic", entered), ("NRestarts", restarts)],
+        )
+    }
+
+    #[test]
+    fn a_timer_a_finished_oneshot_and_a_failed_or_stopped_unit_settle_at_once() {
+        let t0 = Instant::now();
+        let mut watch = Watch::new(t0);
+        for state in [
+            unit("backup.timer", "active", &[]),
+            unit("job.service", "active", &[("Type", "oneshot")]),
+            simple("failed", "0", "0"),
+            simple("inactive", "0", "0"),
+        ] {
+            assert_eq!(watch.standing(&state.id.clone(), Some(&state), t0), Standing::Settled, "{state:?}");
+        }
+        let names = ["backup.timer".to_owned(), "job.service".to_owned()];
+        let states = [unit("backup.timer", "active", &[]), unit("job.service", "active", &[("Type", "oneshot")])];
+        assert_eq!(watch.next_look(&names, &states, t0, FIRST_PAUSE), None);
+    }
+
+    #[test]
+    fn a_service_counts_as_running_once_it_stayed_up_since_its_start() {
+        let t0 = Instant::now();
+        let mut watch = Watch::new(t0);
+        let up = simple("active", "100", "0");
+        assert_eq!(watch.standing("web.service", Some(&up), t0), Standing::UpUntil(t0 + STAY_UP));
+        let names = ["web.service".to_owned()];
+        // Nothing to look at until then: the next look is when the time is up.
+        assert_eq!(watch.next_look(&names, std::slice::from_ref(&up), t0, FIRST_PAUSE), Some(t0 + STAY_UP));
+        assert_eq!(watch.standing("web.service", Some(&up), t0 + STAY_UP), Standing::Settled);
+    }
+
+    #[test]
+    fn a_service_that_died_and_was_restarted_must_stay_up_again() {
+        let t0 = Instant::now();
+        let mut watch = Watch::new(t0);
+        assert_eq!(
+            watch.standing("web.service", Some(&simple("active", "100", "0")), t0),
+            Standing::UpUntil(t0 + STAY_UP)
+        );
+        // Seen up again in a new activation at the next look: the time starts again.
+        let later = t0 + STAY_UP;
+        assert_eq!(
+            watch.standing("web.service", Some(&simple("active", "900", "1")), later),
+            Standing::UpUntil(later + STAY_UP)
+        );
+        // Between two restarts, it is on its way.
+        let state = simple("activating", "900", "1");
+        assert_eq!(watch.standing("web.service", Some(&state), later), Standing::Moving);
+        let names = ["web.service".to_owned()];
+        assert_eq!(watch.next_look(&names, &[state], later, FIRST_PAUSE), Some(later + FIRST_PAUSE));
+        // Restarted before the first look of another wait: counted from that look.
+        let mut fresh = Watch::new(t0);
+        let seen = t0 + Duration::from_millis(20);
+        assert_eq!(
+            fresh.standing("web.service", Some(&simple("active", "900", "2")), seen),
+            Standing::UpUntil(seen + STAY_UP)
+        );
+        // Not in the answer: looked for again.
+        assert_eq!(fresh.standing("web.service", None, seen), Standing::Moving);
     }
 
     #[test]
