@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// How long a check may take when the manifest sets no timeout for it.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = common::manifest::parse_duration_flag)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = common::manifest::parse_duration_flag)]
     pub timeout: Duration,
 }
 
