@@ -12,7 +12,9 @@
 //! while a snapshot of this host holds data for it, the backup is refused: its fresh,
 //! empty state would become the newest snapshot. The refusal names the paths and the
 //! command that settles them (`bootstrap-data restore`); `--force` backs up anyway.
-//! Every path a backup took is settled.
+//! Every path a backup took is settled, and the local record of the backup
+//! (`crate::record`) is written from one listing of the repository right after the
+//! snapshot (a query: not among the report's commands).
 
 use std::path::Path;
 
@@ -28,6 +30,7 @@ use common::step::StepError;
 
 use crate::capture;
 use crate::paths::{self, BackupSet, DataPath, within};
+use crate::record;
 use crate::restic::{self, BackupOutcome, InSnapshot, Restic, ResticError};
 use crate::{Options, STEP, backup_section, clock, host_name, item, never_in_snapshot, repository_item, show_paths};
 
@@ -158,7 +161,23 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
             let sep = if repo.detail.is_empty() { "" } else { "; " };
             repo.detail =
                 format!("{}{sep}snapshot {} of host {host}: {}", repo.detail, outcome.snapshot, totals(&outcome));
-            finish(report, repo, &|p| with_notes(backed_up(&set, p, &outcome, home), p))
+            // The local record of the backup, from the repository as the snapshot left
+            // it (restic's own id and time of it); status and the audit read it.
+            let recorded = match restic.snapshots() {
+                Ok(all) => record::write(&ctx.state, manifest, backup, &host, &all, "backup", &[]),
+                Err(e) => {
+                    // What the record says is no longer the newest: status asks instead.
+                    repo.detail.push_str(&format!(
+                        "; the snapshots cannot be listed for the local record ({e}): status asks the repository until the next backup"
+                    ));
+                    record::forget(&ctx.state)
+                }
+            };
+            let mut report = finish(report, repo, &|p| with_notes(backed_up(&set, p, &outcome, home), p))?;
+            if let Some(failed) = recorded {
+                report.push(failed);
+            }
+            Ok(report)
         }
         Err(e) => {
             finish(report, repository_item(backup, Status::Failed, e.to_string()), &|p| with_notes(not_backed_up(p), p))

@@ -7,7 +7,8 @@
 //! excludes) is kept too: a path that later snapshots lack (it did not exist when they
 //! were made, or was dropped from the manifest) keeps its last copy. The rest goes in
 //! one `restic forget --prune ID...`, and the snapshots are listed again to see it
-//! done.
+//! done (that listing brings the local record of the backup up to date,
+//! `crate::record`).
 //!
 //! One item per snapshot forgotten (`data:snapshot:SHORTID`: its time and why it goes);
 //! the kept ones are summed up on `data:repository` with why each stays (restic's
@@ -119,7 +120,14 @@ pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     let forgotten = restic.forget(&ids);
     spinner.finish_and_clear();
     // Observe again: which of them are gone.
-    let left = restic.snapshots().map(|all| all.into_iter().map(|s| s.id).collect::<Vec<String>>());
+    let listed = restic.snapshots();
+    // The repository as forget left it: the local record of the backup.
+    let recorded = match &listed {
+        Ok(all) => crate::record::write(&ctx.state, manifest, backup, &host, all, "forget", &[]),
+        // What the record counts may be gone: status asks the repository instead.
+        Err(_) => crate::record::forget(&ctx.state),
+    };
+    let left = listed.map(|all| all.into_iter().map(|s| s.id).collect::<Vec<String>>());
     let repo = match (&forgotten, &left) {
         (Ok(command), Ok(_)) => {
             report.commands.push(command.clone());
@@ -140,6 +148,9 @@ pub fn forget(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
             Err(_) => snapshot_item(s, Status::Failed, "not known to be forgotten: see data:repository"),
         };
         report.push(it);
+    }
+    if let Some(failed) = recorded {
+        report.push(failed);
     }
     Ok(report)
 }

@@ -28,7 +28,10 @@
 //!   settled, or missing).
 //! - [`status`] / [`status_report`]: per path, the newest snapshot that covers it and
 //!   its age against the manifest's `max_age`; stale, in no snapshot, or still waiting
-//!   for its restore on this host is `drift` (exit 1). The audit reuses
+//!   for its restore on this host is `drift` (exit 1). The answer comes from the local
+//!   record of the backup ([`record`]: what backup, restore, verify and forget last
+//!   read of the repository), without restic; the repository is asked when there is
+//!   no record this host can trust, and with `--deep`. The audit reuses
 //!   [`status_report`].
 //! - [`snapshots`]: per path, every snapshot of this host that holds it (one `restic
 //!   find`), and which one it was restored from.
@@ -51,6 +54,7 @@ mod clock;
 pub mod decide;
 mod forget;
 pub mod paths;
+pub mod record;
 pub mod restic;
 mod restore;
 mod services;
@@ -114,7 +118,16 @@ pub enum Action {
         no_start: bool,
     },
     /// Per must-back-up path, its newest snapshot and its age (exit 1 if stale or missing).
-    Status,
+    ///
+    /// From the local record that backup, restore, verify and forget write (no restic);
+    /// the repository is asked when there is no record of this machine, host and
+    /// repository that knows every path. A snapshot made or forgotten by anything else
+    /// since the record was written shows only with --deep.
+    Status {
+        /// Ask the repository, whatever the local record says.
+        #[arg(long)]
+        deep: bool,
+    },
     /// Per must-back-up path, every snapshot of this host that holds it.
     Snapshots,
     /// Reads the backup back, and records the result for the audit.
@@ -145,15 +158,17 @@ impl Action {
         let (force, snapshot, no_start) = match self {
             Action::Backup { force } => (*force, None, false),
             Action::Restore { force, snapshot, no_start } => (*force, snapshot.clone(), *no_start),
-            Action::Status | Action::Snapshots | Action::Verify { .. } | Action::Forget => (false, None, false),
+            Action::Status { .. } | Action::Snapshots | Action::Verify { .. } | Action::Forget => (false, None, false),
         };
         let if_due = matches!(self, Action::Verify { if_due: true });
+        let deep = matches!(self, Action::Status { deep: true });
         Options {
             check: common.check,
             force,
             snapshot,
             no_start,
             if_due,
+            deep,
             only: common.only.clone(),
             verbosity: common.verbosity(),
         }
@@ -187,7 +202,7 @@ impl Step for DataStep {
 
     /// Backup, restore, verify and forget change things; status and snapshots only read.
     fn applies(args: &Args) -> bool {
-        !args.common.check && !matches!(args.action, Action::Status | Action::Snapshots)
+        !args.common.check && !matches!(args.action, Action::Status { .. } | Action::Snapshots)
     }
 
     fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> common::step::Ran {
@@ -195,7 +210,7 @@ impl Step for DataStep {
         let report = match args.action {
             Action::Backup { .. } => backup(manifest, ctx, &options)?,
             Action::Restore { .. } => restore(manifest, ctx, &options)?,
-            Action::Status => status(manifest, ctx, &options)?,
+            Action::Status { .. } => status(manifest, ctx, &options)?,
             Action::Snapshots => snapshots(manifest, ctx, &options)?,
             Action::Verify { .. } => verify(manifest, ctx, &options)?,
             Action::Forget => forget(manifest, ctx, &options)?,
@@ -225,6 +240,8 @@ pub struct Options {
     /// `verify --if-due`: verify only when `backup.verify.every` has passed since the
     /// last successful verification.
     pub if_due: bool,
+    /// `status --deep`: ask the repository even when the local record answers.
+    pub deep: bool,
     /// Only these items (all when empty).
     pub only: Vec<String>,
     pub verbosity: Verbosity,

@@ -278,14 +278,25 @@ impl Restic {
         if !exec::is_installed("restic") {
             return Err(ResticError::NotInstalled);
         }
+        let restic = Restic::unchecked(backup, home, observe_only);
+        restic.check_password_file()?;
+        Ok(restic)
+    }
+
+    /// The checks of [`Restic::open`] on the password file alone, without restic (for
+    /// what answers from the local record): a file, not open to others, not empty; the
+    /// password registered as a secret.
+    pub fn check_password(backup: &Backup, home: &Path) -> Result<(), ResticError> {
+        Restic::unchecked(backup, home, true).check_password_file()
+    }
+
+    fn unchecked(backup: &Backup, home: &Path, observe_only: bool) -> Restic {
         let repository = backup.repository.value.clone();
         if let Some(password) = url_password(&repository) {
             secret::register(password);
         }
         let password_file = backup.password_file.path().to_path_buf();
-        let restic = Restic { repository, password_file, home: home.to_path_buf(), no_cache: observe_only };
-        restic.check_password_file()?;
-        Ok(restic)
+        Restic { repository, password_file, home: home.to_path_buf(), no_cache: observe_only }
     }
 
     fn check_password_file(&self) -> Result<(), ResticError> {
@@ -332,7 +343,7 @@ impl Restic {
     /// The repository as it may be shown, unless it is a local folder (which reports
     /// show as the item's path).
     pub fn remote_shown(&self) -> Option<String> {
-        if self.local_folder().is_some() { None } else { Some(self.repository_shown()) }
+        remote_shown(&self.repository)
     }
 
     /// The repository's folder, when it is a local one.
@@ -558,17 +569,15 @@ impl Restic {
         Ok((outcome, cmd.to_string()))
     }
 
-    /// Restores `path` of `snapshot` under `target` (the path's absolute location
-    /// inside it). Returns the command run.
-    pub fn restore(&self, snapshot: &str, target: &Path, path: &Path) -> Result<String, ResticError> {
-        let cmd = self
-            .cmd("restore")
-            .arg(snapshot)
-            .arg("--target")
-            .arg(target.display().to_string())
-            .arg("--include")
-            .arg(paths::pattern(path))
-            .timeout(DATA_TIMEOUT);
+    /// Restores `paths` of `snapshot` (each with what is under it) under `target`, each
+    /// at its absolute location inside it, in one call (`--include` for each). Returns
+    /// the command run.
+    pub fn restore(&self, snapshot: &str, target: &Path, paths: &[&Path]) -> Result<String, ResticError> {
+        let mut cmd =
+            self.cmd("restore").arg(snapshot).arg("--target").arg(target.display().to_string()).timeout(DATA_TIMEOUT);
+        for path in paths {
+            cmd = cmd.arg("--include").arg(paths::pattern(path));
+        }
         self.query(&cmd)?;
         Ok(cmd.to_string())
     }
@@ -684,6 +693,19 @@ pub fn without_password(repository: &str) -> String {
         Some(password) => repository.replacen(&format!(":{password}@"), ":@", 1),
         None => repository.to_owned(),
     }
+}
+
+/// `repository` as a report may show it, unless it is a local folder (which reports
+/// show as the item's path): a password in its url is registered as a secret, and
+/// hidden.
+pub fn remote_shown(repository: &str) -> Option<String> {
+    if local_folder(repository).is_some() {
+        return None;
+    }
+    if let Some(password) = url_password(repository) {
+        secret::register(password);
+    }
+    Some(secret::redact(repository))
 }
 
 /// The folder of a local repository (`/path` or `local:/path`).

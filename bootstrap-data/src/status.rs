@@ -3,9 +3,19 @@
 //!
 //! Fresh enough is `ok`; older than `max_age`, in no snapshot at all, or still waiting
 //! for its restore on this host (see `common::durable`: the backup holds its data, this
-//! host does not yet) is `drift` (exit 1). A repository that cannot be read is a failed `data:repository` item, and
-//! the paths are then `skipped` (not checked). One `restic snapshots` call, read-only
-//! (`--no-lock`, `--no-cache`): it changes nothing, not even restic's cache.
+//! host does not yet) is `drift` (exit 1).
+//!
+//! The answer comes from the local record of the backup ([`crate::record`]), which
+//! `backup`, `restore`, `verify` and `forget` write from the repository as they leave
+//! it: no restic at all. The repository is asked instead (one `restic snapshots`,
+//! read-only: `--no-lock`, `--no-cache`, so it changes nothing, not even restic's
+//! cache) when there is no record, when it cannot be read, is of another machine, host
+//! name or repository, or does not know a path the manifest declares now, and with
+//! `--deep`. Every item says which: "from the local record of TIME" or "asked the
+//! repository". What the record cannot know, a snapshot made by anything else since it
+//! was written (another tool, another host name) or one forgotten by hand, shows only
+//! with `--deep`. A repository that cannot be read is a failed `data:repository` item,
+//! and the paths are then `skipped` (not checked).
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -13,28 +23,52 @@ use std::time::SystemTime;
 use common::durable::provenance::Provenance;
 use common::durable::{self, Ledger};
 use common::engine::Ctx;
-use common::manifest::Manifest;
+use common::manifest::{Backup, Manifest};
 use common::report::{Item, Report, Status};
 use common::state::StateDir;
 use common::step::StepError;
 
 use crate::paths::{self, DataPath};
+use crate::record::{self, Record, Seen};
 use crate::restic::{self, Restic, ResticError, Snapshot};
 use crate::{Options, STEP, clock, host_name, item, repository_item};
 
 /// The status of the selected paths (`--only`), as the binary reports it.
 pub fn status(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Report, StepError> {
     let selected = paths::select(paths::data_paths(manifest), &options.only)?;
-    Ok(check(manifest, &selected, &ctx.home, SystemTime::now()))
+    Ok(check(manifest, &selected, &ctx.home, SystemTime::now(), options.deep))
 }
 
-/// The status of every `backup` path at `now`: for the audit. Never fails: what
-/// cannot be read is a failed item.
-pub fn status_report(manifest: &Manifest, home: &Path, now: SystemTime) -> Report {
-    check(manifest, &paths::data_paths(manifest), home, now)
+/// The status of every `backup` path at `now`: for the audit; `deep` asks the
+/// repository even when the local record answers. Never fails: what cannot be read is
+/// a failed item.
+pub fn status_report(manifest: &Manifest, home: &Path, now: SystemTime, deep: bool) -> Report {
+    check(manifest, &paths::data_paths(manifest), home, now, deep)
 }
 
-fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTime) -> Report {
+/// Where the answer came from, as the items say it.
+enum Source {
+    /// The local record (its "from the local record of TIME").
+    Record(String),
+    /// The repository, and why it was asked.
+    Asked(String),
+}
+
+impl Source {
+    /// The end of a path's detail; a drift from the record says how to ask the
+    /// repository.
+    fn of_path(&self, status: Status) -> String {
+        match self {
+            Source::Record(from) if status == Status::Drift => {
+                format!("; {from} (bootstrap-data status --deep asks the repository)")
+            }
+            Source::Record(from) => format!("; {from}"),
+            Source::Asked(_) => "; asked the repository".to_owned(),
+        }
+    }
+}
+
+fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTime, deep: bool) -> Report {
     let mut report = Report::new(STEP, true);
     let Some(backup) = &manifest.backup else { return report };
     if selected.is_empty() {
@@ -53,9 +87,19 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
             return report;
         }
     };
-    let listed = Restic::open(backup, home, true).and_then(|r| Ok((r.snapshots()?, r.remote_shown())));
-    let (all, shown) = match listed {
-        Ok(listed) => listed,
+    let state = StateDir::new(home);
+    let asked: Vec<&Path> = selected.iter().map(|p| p.path.as_path()).collect();
+    let answer = match record::usable(&state, backup, &host, &asked, deep) {
+        // The record needs no restic; the password file is checked all the same (what
+        // a backup would refuse).
+        Ok(record) => Restic::check_password(backup, home).map(|()| {
+            let from = record.source();
+            (record, Source::Record(from))
+        }),
+        Err(why) => ask(manifest, backup, &host, home).map(|view| (view, Source::Asked(why.describe(home)))),
+    };
+    let (view, source) = match answer {
+        Ok(answer) => answer,
         Err(e) => {
             let hint = match e {
                 ResticError::Missing { .. } => ": `bootstrap-data backup` creates it",
@@ -66,10 +110,16 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
             return report;
         }
     };
-    let snapshots: Vec<Snapshot> = all.iter().filter(|s| s.hostname == host).cloned().collect();
-    report.push(repository_item(backup, Status::Ok, describe(shown.as_deref(), &host, &all, &snapshots, now)));
+    let shown = restic::remote_shown(&backup.repository.value);
+    let others: Vec<&str> = view.other_hosts.iter().map(String::as_str).collect();
+    let mut repository = describe_counts(shown.as_deref(), &host, view.snapshots, view.newest.as_ref(), &others, now);
+    match &source {
+        Source::Record(from) => repository
+            .push_str(&format!("; {from}, which bootstrap-data {} wrote (--deep asks the repository)", view.by)),
+        Source::Asked(why) => repository.push_str(&format!("; asked the repository ({why})")),
+    }
+    report.push(repository_item(backup, Status::Ok, repository));
     let max_age = backup.max_age.0;
-    let state = StateDir::new(home);
     let ledger = match Ledger::load(&state, home) {
         Ok(ledger) => Some(ledger),
         Err(e) => {
@@ -85,27 +135,29 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
         .map(|p| p.path.as_path())
         .collect();
     let provenance = Provenance::new(manifest, home, &unsettled);
+    let mut push = |path: &DataPath, status: Status, detail: String| {
+        let detail = format!("{detail}{}", source.of_path(status));
+        report.push(item(path, status, detail));
+    };
     for path in selected {
+        let newest = view.newest_of(&path.path);
         if ledger.as_ref().is_some_and(|l| l.standing(&path.path, &provenance).is_awaiting())
-            && let Some(newest) = restic::newest_covering(&snapshots, &path.path)
+            && let Some(newest) = newest
         {
             let detail = format!(
                 "waits for its restore: not restored on this host yet, while snapshot {} may hold its data (bootstrap-data restore settles it)",
                 newest.short_id
             );
-            report.push(item(path, Status::Drift, detail));
+            push(path, Status::Drift, detail);
             continue;
         }
-        let Some(newest) = restic::newest_covering(&snapshots, &path.path) else {
-            report.push(item(path, Status::Drift, format!("in no snapshot of host {host}")));
+        let Some(newest) = newest else {
+            push(path, Status::Drift, format!("in no snapshot of host {host}"));
             continue;
         };
         let Some(when) = newest.when() else {
-            report.push(item(
-                path,
-                Status::Drift,
-                format!("snapshot {} has a time this cannot read: {:?}", newest.short_id, newest.time),
-            ));
+            let detail = format!("snapshot {} has a time this cannot read: {:?}", newest.short_id, newest.time);
+            push(path, Status::Drift, detail);
             continue;
         };
         let age = clock::age(when, now);
@@ -116,17 +168,24 @@ fn check(manifest: &Manifest, selected: &[DataPath], home: &Path, now: SystemTim
                 clock::show_age(age),
                 clock::show_age(max_age)
             );
-            report.push(item(path, Status::Drift, detail));
+            push(path, Status::Drift, detail);
         } else {
-            report.push(item(path, Status::Ok, format!("{of}, {} old", clock::show_age(age))));
+            push(path, Status::Ok, format!("{of}, {} old", clock::show_age(age)));
         }
     }
     report
 }
 
-/// The repository's line: how many snapshots of this host, the newest; the other
-/// hosts when there is none of this one (a host renamed?). `shown` is the repository
-/// when it is not a local folder (a local one is the item's path already).
+/// The repository asked: one `restic snapshots`, read into a record that is not
+/// written (status writes nothing).
+fn ask(manifest: &Manifest, backup: &Backup, host: &str, home: &Path) -> Result<Record, ResticError> {
+    let all = Restic::open(backup, home, true)?.snapshots()?;
+    Ok(Record::from_listing(manifest, backup, host, &all, "status", None))
+}
+
+/// The repository's line from a listing: how many snapshots of this host, the newest;
+/// the other hosts when there is none of this one (a host renamed?). `shown` is the
+/// repository when it is not a local folder (a local one is the item's path already).
 pub(crate) fn describe(
     shown: Option<&str>,
     host: &str,
@@ -134,29 +193,36 @@ pub(crate) fn describe(
     mine: &[Snapshot],
     now: SystemTime,
 ) -> String {
+    let newest = mine.iter().filter_map(|s| Some((s.when()?, s))).max_by_key(|(when, _)| *when).map(|(_, s)| s);
+    let mut others: Vec<&str> = all.iter().map(|s| s.hostname.as_str()).filter(|h| *h != host).collect();
+    others.sort_unstable();
+    others.dedup();
+    describe_counts(shown, host, mine.len(), newest.map(Seen::of).as_ref(), &others, now)
+}
+
+/// The repository's line from what is known of it: `count` snapshots of `host`, the
+/// `newest`, and the `others` hosts of the repository.
+fn describe_counts(
+    shown: Option<&str>,
+    host: &str,
+    count: usize,
+    newest: Option<&Seen>,
+    others: &[&str],
+    now: SystemTime,
+) -> String {
     let shown = shown.map(|s| format!("{s}: ")).unwrap_or_default();
-    let newest = mine.iter().filter_map(|s| Some((s.when()?, s))).max_by_key(|(when, _)| *when);
-    match newest {
+    match newest.and_then(|s| Some((s.when()?, s))) {
         Some((when, snapshot)) => format!(
-            "{shown}{} snapshot{} of host {host}, the newest {} of {} ({} old)",
-            mine.len(),
-            if mine.len() == 1 { "" } else { "s" },
+            "{shown}{count} snapshot{} of host {host}, the newest {} of {} ({} old)",
+            if count == 1 { "" } else { "s" },
             snapshot.short_id,
             clock::show_time(when),
             clock::show_age(clock::age(when, now))
         ),
-        None => {
-            let mut others: Vec<&str> = all.iter().map(|s| s.hostname.as_str()).collect();
-            others.sort_unstable();
-            others.dedup();
-            if others.is_empty() {
-                format!("{shown}no snapshot yet")
-            } else {
-                format!(
-                    "{shown}no snapshot of host {host} (it has snapshots of {}: set `host:` in the manifest to the name the backups were made with)",
-                    others.join(", ")
-                )
-            }
-        }
+        None if others.is_empty() => format!("{shown}no snapshot yet"),
+        None => format!(
+            "{shown}no snapshot of host {host} (it has snapshots of {}: set `host:` in the manifest to the name the backups were made with)",
+            others.join(", ")
+        ),
     }
 }

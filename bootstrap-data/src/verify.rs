@@ -23,7 +23,9 @@
 //! state folder (`verify.json`, under the run lock). `--if-due` does nothing while the
 //! last successful verification is younger than `backup.verify.every`, nor when the
 //! manifest has no `backup.verify`; without it, verify runs with the defaults. A run
-//! limited by `--only` is not recorded: it verified only part of the backup.
+//! limited by `--only` is not recorded: it verified only part of the backup. The
+//! listing of the repository it reads brings the local record of the backup up to date
+//! (`crate::record`), `--only` or not.
 //!
 //! `--check` runs only the read-only parts: it lists the snapshots and their files
 //! (`--no-lock`, `--no-cache`) and says what it would check and which files it would
@@ -47,6 +49,7 @@ use common::step::StepError;
 use serde::{Deserialize, Serialize};
 
 use crate::paths::{self, DataPath, within};
+use crate::record::machine_id;
 use crate::restic::{self, Node, Restic, Snapshot};
 use crate::{Options, REPOSITORY_ID, STEP, backup_section, clock, host_name, item, repository_item};
 
@@ -113,16 +116,6 @@ impl Record {
             && host.is_none_or(|h| h == self.host)
             && self.repository == restic::without_password(&backup.repository.value)
     }
-}
-
-/// This machine's id, as the ledger names machines.
-fn machine_id() -> String {
-    ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|t| t.trim().to_owned())
-        .find(|t| !t.is_empty())
-        .unwrap_or_default()
 }
 
 /// The last verification recorded in `state`; `None` when there is none.
@@ -209,11 +202,28 @@ pub fn verify(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     }
 
     // The caller holds the run lock unless --check (`common::step::main`).
-    let mut run = Run { ctx, options, policy: &policy, host: &host, report, snapshots_read: Vec::new(), compared: 0 };
+    let mut run = Run {
+        ctx,
+        options,
+        policy: &policy,
+        host: &host,
+        report,
+        snapshots_read: Vec::new(),
+        compared: 0,
+        listed: None,
+    };
     run.verify(backup, check_repository, &selected);
-    let Run { mut report, snapshots_read, compared, .. } = run;
+    let Run { mut report, snapshots_read, compared, listed, .. } = run;
     if !options.check && !partial {
         record(&mut report, &ctx.state, backup, &policy, &host, snapshots_read, compared);
+    }
+    // The repository was listed whole, even for a run limited by --only: the local
+    // record of the backup (what status and the audit read).
+    if !options.check
+        && let Some(all) = listed
+        && let Some(failed) = crate::record::write(&ctx.state, manifest, backup, &host, &all, "verify", &[])
+    {
+        report.push(failed);
     }
     Ok(report)
 }
@@ -229,6 +239,8 @@ struct Run<'a> {
     snapshots_read: Vec<String>,
     /// Files read back and compared.
     compared: usize,
+    /// Every snapshot of the repository, once listed.
+    listed: Option<Vec<Snapshot>>,
 }
 
 impl Run<'_> {
@@ -248,7 +260,8 @@ impl Run<'_> {
                 return;
             }
         };
-        let mine: Vec<Snapshot> = all.into_iter().filter(|s| s.hostname == self.host).collect();
+        let mine: Vec<Snapshot> = all.iter().filter(|s| s.hostname == self.host).cloned().collect();
+        self.listed = Some(all);
         if check_repository {
             let it = self.check_repository(backup, &restic);
             self.report.push(it);

@@ -74,6 +74,13 @@ fn backup_then_restore_gives_identical_trees_and_a_second_restore_changes_nothin
         assert_eq!(item(&report, id)["status"], "changed", "{id}: {report}");
     }
     assert_eq!(item(&report, "data:path:bootstrap-config")["status"], "ok", "{report}");
+    // Five paths of one snapshot, in three folders: one restic restore for them all.
+    let restores: Vec<String> =
+        test_support::json::commands(&report).into_iter().filter(|c| c.starts_with("restic restore")).collect();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    for rel in RESTORED {
+        assert!(restores[0].contains(&format!("--include {}", h.join(rel).display())), "{rel}: {restores:?}");
+    }
     let after: Vec<_> = RESTORED.iter().map(|rel| tree(&h.join(rel))).collect::<Result<_, _>>()?;
     for ((rel, mut want), got) in RESTORED.iter().zip(before).zip(after) {
         if *rel == "pi-config/work" {
@@ -82,11 +89,21 @@ fn backup_then_restore_gives_identical_trees_and_a_second_restore_changes_nothin
         assert_eq!(got, want, "{rel} did not come back identical (content, modes, links)");
     }
     assert!(!h.join("pi-config/work/cache").exists(), "a disposable path came back");
-    let leftovers: Vec<_> = fs::read_dir(h.join("pi-config"))?
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".pi-bootstrap-restore"))
-        .collect();
-    assert!(leftovers.is_empty(), "staging folders left behind: {leftovers:?}");
+    for folder in ["pi-config", ".pi/agent", ".config"] {
+        let leftovers: Vec<_> = fs::read_dir(h.join(folder))?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".pi-bootstrap-restore"))
+            .collect();
+        assert!(leftovers.is_empty(), "staging folders left behind in ~/{folder}: {leftovers:?}");
+    }
+    // The local record says where each path restored came from.
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(h.join(".local/state/pi-bootstrap/backup-record.json"))?)?;
+    assert_eq!(record["by"], "restore");
+    for rel in RESTORED {
+        let from = &record["paths"][h.join(rel).display().to_string()]["restored_from"]["short_id"];
+        assert_eq!(*from, snapshots[0]["short_id"], "{rel}: {record:#}");
+    }
 
     let again = host.run(&["restore", "--json"])?;
     assert_eq!(again.code, Some(0));
@@ -156,7 +173,12 @@ fn a_wrong_password_or_an_unreachable_repository_is_a_clear_error_and_changes_no
 
     host.set_password("not-the-password")?;
     let before = files(host.dir.path())?;
-    for args in [&["restore"][..], &["backup"], &["status"], &["restore", "--check"]] {
+    // Status answers from the local record without opening the repository: only
+    // --deep finds the password wrong.
+    let recorded = host.run(&["status"])?;
+    assert_eq!(recorded.code, Some(0), "{}", recorded.stdout);
+    assert!(recorded.stdout.contains("from the local record of"), "{}", recorded.stdout);
+    for args in [&["restore"][..], &["backup"], &["status", "--deep"], &["restore", "--check"]] {
         let run = host.run(args)?;
         assert_eq!(run.code, Some(1), "{args:?}: {}", run.stdout);
         assert!(
@@ -258,9 +280,17 @@ fn status_says_how_old_each_path_is_and_fails_when_stale_or_missing() -> TestRes
     let report = stale.json()?;
     assert_eq!(item(&report, "data:path:work")["status"], "drift");
     assert!(detail(&report, "data:path:work").starts_with("stale: the newest, snapshot "), "{report}");
-    assert!(detail(&report, "data:path:work").ends_with("old, more than the 1s allowed"), "{report}");
+    assert!(
+        detail(&report, "data:path:work").ends_with("old, more than the 1s allowed; asked the repository"),
+        "{report}"
+    );
+    assert!(
+        detail(&report, "data:repository")
+            .ends_with("; asked the repository (the local record does not know ~/later yet)"),
+        "a path new to the manifest is asked about: {report}"
+    );
     assert_eq!(item(&report, "data:path:later")["status"], "drift");
-    assert_eq!(detail(&report, "data:path:later"), "in no snapshot of host test-host");
+    assert_eq!(detail(&report, "data:path:later"), "in no snapshot of host test-host; asked the repository");
     Ok(())
 }
 

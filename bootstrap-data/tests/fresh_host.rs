@@ -413,7 +413,7 @@ fn a_service_that_makes_its_database_at_start_waits_for_it_and_starts_once_it_is
     let check = serde_json::to_value(&check)?;
     assert_eq!(item(&check, "service:notes-db")["status"], "skipped", "{check:#}");
     assert!(detail(&check, "service:notes-db").starts_with("would wait for its data"), "{check:#}");
-    let freshness = bootstrap_data::status_report(&manifest, &host.home(), std::time::SystemTime::now());
+    let freshness = bootstrap_data::status_report(&manifest, &host.home(), std::time::SystemTime::now(), false);
     let freshness = serde_json::to_value(&freshness)?;
     assert_eq!(item(&freshness, "data:service:notes-db")["status"], "drift", "{freshness:#}");
     assert!(detail(&freshness, "data:service:notes-db").starts_with("waits for its restore"), "{freshness:#}");

@@ -291,7 +291,7 @@ _bootstrap__data() {
             return 0
             ;;
         bootstrap__subcmd__data__subcmd__status)
-            opts="-v -q -h --manifest --check --json --only --verbose --quiet --help"
+            opts="-v -q -h --deep --manifest --check --json --only --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

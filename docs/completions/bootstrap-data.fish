@@ -59,11 +59,12 @@ complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand restore" -
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -l deep -d 'Ask the repository, whatever the local record says'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -s v -l verbose -d 'Also list the commands the run ran'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -s q -l quiet -d 'Show only what is not ok, and the recap'
-complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -s h -l help -d 'Print help'
+complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -l manifest -d 'The host manifest. Default: $PI_BOOTSTRAP_MANIFEST, then the nearest pi-bootstrap.yaml in the current folder or a folder above it' -r -F
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -l only -d 'Only this item (an id such as link:pi-settings); repeatable' -r
 complete -c bootstrap-data -n "__fish_bootstrap_data_using_subcommand snapshots" -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'

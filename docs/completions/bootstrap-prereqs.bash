@@ -23,7 +23,7 @@ _bootstrap__prereqs() {
 
     case "${cmd}" in
         bootstrap__prereqs)
-            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --help --version"
+            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --deep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

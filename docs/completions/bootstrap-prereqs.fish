@@ -4,5 +4,6 @@ complete -c bootstrap-prereqs -l check -d 'Observe only: change nothing, show wh
 complete -c bootstrap-prereqs -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c bootstrap-prereqs -s v -l verbose -d 'Also list the commands the run ran'
 complete -c bootstrap-prereqs -s q -l quiet -d 'Show only what is not ok, and the recap'
+complete -c bootstrap-prereqs -l deep -d 'Run every check command, even for a tool whose binary is unchanged since its version was last read (the cache in the state folder is still refreshed)'
 complete -c bootstrap-prereqs -s h -l help -d 'Print help'
 complete -c bootstrap-prereqs -s V -l version -d 'Print version'

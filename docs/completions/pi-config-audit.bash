@@ -23,7 +23,7 @@ _pi__config__audit() {
 
     case "${cmd}" in
         pi__config__audit)
-            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --fetch --help --version"
+            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --fetch --deep --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -5,8 +5,13 @@
 //!
 //! The audit does not talk to restic itself: it takes the report of
 //! `bootstrap-data status` through [`BackupStatus`], so the audit and `bootstrap-data
-//! status` cannot disagree ([`BootstrapData`]), and the verification's record through
-//! `bootstrap_data::verify_status` (the state file only). The scheduled backup's units
+//! status` cannot disagree ([`BootstrapData`]): from the local record of the backup that
+//! `bootstrap-data backup`, `restore`, `verify` and `forget` write (no restic), or,
+//! when there is none this host can trust and with `--deep`, from the repository;
+//! `data:repository` and each path's item say which. A snapshot made by anything else
+//! since the record was written (another tool or host name) shows only with `--deep`.
+//! The verification's record comes through `bootstrap_data::verify_status` (the state
+//! file only). The scheduled backup's units
 //! come from one `systemctl --user show` ([`BackupStatus::backup_units`]). Tests of the
 //! audit's side (categories, drift, exit code) can put a stand-in in its place.
 
@@ -44,11 +49,14 @@ pub trait BackupStatus: Sync {
 
 /// The backup freshness of `bootstrap-data status`, from its library.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct BootstrapData;
+pub struct BootstrapData {
+    /// Ask the repository even when the local record of the backup answers (`--deep`).
+    pub deep: bool,
+}
 
 impl BackupStatus for BootstrapData {
     fn status(&self, manifest: &Manifest, ctx: &Ctx) -> Report {
-        bootstrap_data::status_report(manifest, &ctx.home, SystemTime::now())
+        bootstrap_data::status_report(manifest, &ctx.home, SystemTime::now(), self.deep)
     }
 }
 

@@ -52,6 +52,11 @@ pub struct Args {
     /// fetched, offline.
     #[arg(long)]
     pub fetch: bool,
+    /// Ask the restic repository for backup freshness; without it, the local record
+    /// that bootstrap-data backup, restore and verify write answers when there is one
+    /// (a snapshot made by anything else since shows only with --deep).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 common::common_args!(Args);
@@ -77,6 +82,9 @@ impl common::step::Step for AuditStep {
         if args.fetch {
             options.fetch = bootstrap_pi_config::Fetch::Yes;
         }
+        if args.deep {
+            options.backup = &BootstrapData { deep: true };
+        }
         let audit = audit(manifest, ctx, &options)?.only(&args.common.only)?;
         let rendered = common::step::Rendered {
             human: render::render_human(&audit, &ctx.home, args.common.verbosity(), render::colour_allowed()),
@@ -89,7 +97,8 @@ impl common::step::Step for AuditStep {
 /// How to audit.
 pub struct Options<'a> {
     pub verbosity: Verbosity,
-    /// Where backup freshness comes from.
+    /// Where backup freshness comes from (`--deep`: [`BootstrapData`] asking the
+    /// repository).
     pub backup: &'a dyn BackupStatus,
     /// The folder holding `tcp` and `tcp6` (`/proc/net`).
     pub proc_net: PathBuf,
@@ -104,7 +113,7 @@ impl Options<'static> {
     pub fn new(verbosity: Verbosity) -> Options<'static> {
         Options {
             verbosity,
-            backup: &BootstrapData,
+            backup: &BootstrapData { deep: false },
             proc_net: PathBuf::from("/proc/net"),
             prereqs: true,
             fetch: bootstrap_pi_config::Fetch::No,
@@ -165,7 +174,7 @@ fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Resul
     let (prereqs, pi_config, services) = std::thread::scope(|scope| {
         let prereqs = scope.spawn(|| {
             let prereqs: Vec<_> = manifest.prereqs.iter().collect();
-            options.prereqs.then(|| bootstrap_prereqs::run(&prereqs, true, options.verbosity))
+            options.prereqs.then(|| bootstrap_prereqs::check(&prereqs, &ctx.state, options.verbosity))
         });
         let services = scope.spawn(|| bootstrap_services::run(manifest, ctx, &check));
         let plan = bootstrap_pi_config::plan(manifest, options.fetch);

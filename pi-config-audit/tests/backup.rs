@@ -2,7 +2,9 @@
 //! status source is named as drift in the backup category and fails the audit; a
 //! manifest with no backup has no backup items; the last verification (`data:verify`,
 //! from the state file) and the last scheduled run (`data:schedule`, from the units'
-//! state) are items of the backup category when the manifest declares them.
+//! state) are items of the backup category when the manifest declares them; with real
+//! restic, freshness comes from the local record `bootstrap-data backup` wrote (the
+//! repository not read, and a snapshot made outside it not seen) unless `--deep`.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -102,7 +104,7 @@ fn a_real_stale_backup_is_found_through_bootstrap_data() -> TestResult {
     );
     let manifest = common::manifest::load_str(Path::new("m.yaml"), &text, &home, &|_| None)?;
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let items = backup_items(&manifest, &Ctx::new(&home), &pi_config_audit::BootstrapData);
+    let items = backup_items(&manifest, &Ctx::new(&home), &pi_config_audit::BootstrapData::default());
     let data_item = items.iter().find(|i| i.id == "data:path:data").ok_or("no item for the data path")?;
     assert_eq!(data_item.status, Status::Drift, "{data_item:?}");
     assert!(items.iter().all(|i| !i.detail.contains("canary-audit-restic")), "the password leaked");
@@ -218,5 +220,64 @@ fn a_recent_verification_of_this_host_is_ok_and_an_old_one_is_drift() -> TestRes
     record(std::time::Duration::from_secs(9 * 86_400))?;
     let it = verify(&manifest).ok_or("no data:verify")?;
     assert_eq!(it.status, Status::Drift, "{it:?}");
+    Ok(())
+}
+
+#[test]
+fn the_audit_reads_the_local_record_and_deep_asks_the_repository() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("data"))?;
+    std::fs::write(home.join("data/notes.txt"), "kept\n")?;
+    let password = home.join("restic-password");
+    std::fs::write(&password, "canary-audit-restic-4f7\n")?;
+    common::fsx::set_mode(&password, 0o600)?;
+    let repo = dir.path().join("repo");
+    let text = format!(
+        "version: 1\nhost: audit-host\nrepo:\n  path: ~/pi-config\n  url: https://example.invalid/r.git\npaths:\n  - {{name: data, path: ~/data, role: notes, backup: backup}}\nbackup:\n  repository: {}\n  password_file: ~/restic-password\n  max_age: 26h\n",
+        repo.display()
+    );
+    let manifest = common::manifest::load_str(Path::new("m.yaml"), &text, &home, &|_| None)?;
+    let ctx = Ctx::new(&home);
+    // bootstrap-data backup, as its binary runs it: the repository, a snapshot, the record.
+    let backed_up = bootstrap_data::backup(&manifest, &ctx, &bootstrap_data::Options::default())?;
+    assert_eq!(backed_up.summary.failed, 0, "{:?}", backed_up.items);
+    let find = |items: &[Item], id: &str| items.iter().find(|i| i.id == id).cloned().ok_or(format!("no {id}"));
+
+    let recorded = backup_items(&manifest, &ctx, &pi_config_audit::BootstrapData::default());
+    let data = find(&recorded, "data:path:data")?;
+    assert_eq!(data.status, Status::Ok, "{data:?}");
+    assert!(data.detail.contains("; from the local record of "), "{data:?}");
+    let repository = find(&recorded, "data:repository")?;
+    assert!(
+        repository.detail.contains("which bootstrap-data backup wrote (--deep asks the repository)"),
+        "{repository:?}"
+    );
+
+    // The repository out of reach: the record answers all the same (it is not read),
+    // --deep asks it and says it is not there.
+    std::fs::rename(&repo, dir.path().join("repo-away"))?;
+    let offline = backup_items(&manifest, &ctx, &pi_config_audit::BootstrapData::default());
+    let still = find(&offline, "data:path:data")?;
+    assert_eq!(still.status, Status::Ok, "the record's answer read the repository: {still:?}");
+    assert!(still.detail.contains("; from the local record of "), "{still:?}");
+    let deep = backup_items(&manifest, &ctx, &pi_config_audit::BootstrapData { deep: true });
+    let repository = find(&deep, "data:repository")?;
+    assert_eq!(repository.status, Status::Failed, "{repository:?}");
+    assert!(repository.detail.contains("there is no restic repository at"), "{repository:?}");
+    assert_eq!(find(&deep, "data:path:data")?.status, Status::Skipped);
+
+    // Back in place, a snapshot made outside pi-bootstrap shows only with --deep.
+    std::fs::rename(dir.path().join("repo-away"), &repo)?;
+    let data_text = home.join("data").display().to_string();
+    restic(&repo, &password, &["backup", "--host", "audit-host", &data_text])?;
+    let recorded = backup_items(&manifest, &ctx, &pi_config_audit::BootstrapData::default());
+    assert!(find(&recorded, "data:repository")?.detail.starts_with("1 snapshot of host audit-host"));
+    let deep = backup_items(&manifest, &ctx, &pi_config_audit::BootstrapData { deep: true });
+    let repository = find(&deep, "data:repository")?;
+    assert!(repository.detail.starts_with("2 snapshots of host audit-host"), "{repository:?}");
+    assert!(repository.detail.ends_with("; asked the repository (--deep)"), "{repository:?}");
+    assert!(find(&deep, "data:path:data")?.detail.ends_with("; asked the repository"));
+    assert!(deep.iter().chain(&recorded).all(|i| !i.detail.contains("canary-audit-restic")), "the password leaked");
     Ok(())
 }

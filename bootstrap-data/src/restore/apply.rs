@@ -1,14 +1,19 @@
-//! The restore applied: the owners stopped around it all, each path restored in its
-//! turn (see [`super::swap`]) with its managed blocks applied again on top, and settled
-//! in the ledger as soon as it is in place.
+//! The restore applied: the owners stopped around it all, the paths of each snapshot
+//! restored by one `restic restore` (one per filesystem their staging folders are on),
+//! each path put in place in its turn, outermost first (see [`super::swap`]), with its
+//! managed blocks applied again on top, and settled in the ledger as soon as it is in
+//! place. A path inside another one restored from another snapshot is restored alone,
+//! once that one is in place.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use common::durable::{How, Ledger};
 use common::engine::{self, Ctx};
 use common::manifest::Manifest;
 use common::output;
 use common::report::{Report, Status, tilde};
+use common::state::StateDir;
 
 use super::plan::{Decision, Local, Plan, local_state};
 use super::report::{of_snapshot, why_shown};
@@ -62,15 +67,22 @@ pub(super) fn apply(
     }
     let stopped = services::stop(&units, &ctx.state, report);
     let mut outcome = Outcome { stopped: stopped.units.clone(), restored: BTreeMap::new() };
+    // Not restored when its owners (or, when something wrote into a path early, any
+    // service) could not be stopped.
+    let blocked = |i: usize| stopped.error.is_some() && (someone_wrote || !plans[i].path.owners.is_empty());
+    let mut batches = Batches::plan(plans, &order, &blocked);
     let bar = output::progress(order.len() as u64, "restic restore", options.verbosity);
     for &i in &order {
         let plan = &plans[i];
         bar.set_message(tilde(&plan.path.path, &ctx.home));
-        let result = match (&stopped.error, plan.path.owners.is_empty() && !someone_wrote, &plan.decision) {
-            (Some(e), false, _) => Err(format!("not restored: {e}")),
+        let result = match (&stopped.error, blocked(i), &plan.decision) {
+            (Some(e), true, _) => Err(format!("not restored: {e}")),
             (_, _, Decision::Restore { snapshot, why }) => match snapshots.get(*snapshot) {
                 Some(snapshot) => {
-                    restore_and_settle(manifest, restic, snapshot, why, plan.path, &stopped.units, ctx, ledger, report)
+                    let mut put = |stays: &swap::Stays| {
+                        batches.put(i, restic, snapshot, &plan.path.path, stays, &ctx.state, report)
+                    };
+                    restore_and_settle(manifest, snapshot, why, plan.path, &stopped.units, ctx, ledger, &mut put)
                 }
                 None => Err("no snapshot was looked up".to_owned()),
             },
@@ -93,25 +105,110 @@ pub(super) fn apply(
     outcome
 }
 
-/// Restores one path, applies the managed blocks inside it again, and settles it.
+/// The restic restores of one restore: per snapshot and filesystem, the paths it
+/// restores in one call, made at the turn of the first of them and removed once the
+/// last is in place.
+struct Batches {
+    /// Per plan: the index of its batch; a plan without one is restored alone.
+    of: BTreeMap<usize, usize>,
+    batches: Vec<Batch>,
+}
+
+struct Batch {
+    snapshot: usize,
+    /// The filesystem of its paths' staging folders.
+    device: Option<u64>,
+    paths: Vec<PathBuf>,
+    /// Its paths not put in place yet.
+    left: usize,
+    /// restic's restore, once made.
+    restored: Option<Result<swap::Batch, String>>,
+}
+
+impl Batches {
+    /// The batches of the paths to restore (`order`, outermost first), but those
+    /// `blocked`, and those inside another path restored (from another snapshot: one
+    /// inside a path restored from the same comes with it), which are restored alone in
+    /// their turn, once the outer one is in place.
+    fn plan(plans: &[Plan<'_>], order: &[usize], blocked: &dyn Fn(usize) -> bool) -> Batches {
+        let mut out = Batches { of: BTreeMap::new(), batches: Vec::new() };
+        for &i in order {
+            let Decision::Restore { snapshot, .. } = plans[i].decision else { continue };
+            let path = &plans[i].path.path;
+            if blocked(i) || order.iter().any(|&o| o != i && within(path, &plans[o].path.path)) {
+                continue;
+            }
+            let device = swap::staging_device(path);
+            let at = match out.batches.iter().position(|b| b.snapshot == snapshot && b.device == device) {
+                Some(at) => at,
+                None => {
+                    out.batches.push(Batch { snapshot, device, paths: Vec::new(), left: 0, restored: None });
+                    out.batches.len() - 1
+                }
+            };
+            out.batches[at].paths.push(path.clone());
+            out.batches[at].left += 1;
+            out.of.insert(i, at);
+        }
+        out
+    }
+
+    /// Puts plan `i`'s `path` in place from `snapshot`: from its batch's restore (made
+    /// now when it is the first of it), or restored alone (without a batch, or when the
+    /// batch's staging folder turns out to be on another filesystem).
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &mut self,
+        i: usize,
+        restic: &Restic,
+        snapshot: &Snapshot,
+        path: &Path,
+        stays: &swap::Stays,
+        state: &StateDir,
+        report: &mut Report,
+    ) -> Result<Option<PathBuf>, String> {
+        let alone = |report: &mut Report| {
+            swap::restore_one(restic, snapshot, path, stays, state, report).map_err(|e| e.to_string())
+        };
+        let Some(batch) = self.of.get(&i).and_then(|&at| self.batches.get_mut(at)) else { return alone(report) };
+        let restored = batch.restored.get_or_insert_with(|| {
+            let paths: Vec<&Path> = batch.paths.iter().map(PathBuf::as_path).collect();
+            swap::restore_batch(restic, snapshot, &paths, report).map_err(|e| e.to_string())
+        });
+        let result = match restored {
+            Ok(restored) => match restored.put_in_place(path, stays, snapshot, state) {
+                Err(swap::SwapError::OtherFilesystem { .. }) => alone(report),
+                other => other.map_err(|e| e.to_string()),
+            },
+            Err(e) => Err(e.clone()),
+        };
+        batch.left = batch.left.saturating_sub(1);
+        if batch.left == 0 {
+            // Its staging folder goes as soon as its last path is in place.
+            batch.restored = None;
+        }
+        result
+    }
+}
+
+/// Restores one path (`put` puts it in place, given what stays), applies the managed
+/// blocks inside it again, and settles it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn restore_and_settle(
     manifest: &Manifest,
-    restic: &Restic,
     snapshot: &Snapshot,
     why: &Why,
     path: &DataPath,
     stopped: &[String],
     ctx: &Ctx,
     ledger: &mut Ledger,
-    report: &mut Report,
+    put: &mut dyn FnMut(&swap::Stays) -> Result<Option<PathBuf>, String>,
 ) -> Result<String, String> {
     let stays = swap::Stays {
         left_out: swap::left_in_place(manifest, &path.path),
         env_files: swap::env_files_in_place(manifest, &path.path),
     };
-    let kept =
-        swap::restore_one(restic, snapshot, &path.path, &stays, &ctx.state, report).map_err(|e| e.to_string())?;
+    let kept = put(&stays)?;
     let mut detail = format!("{}restored from {}", why_shown(why), of_snapshot(snapshot));
     if let Some(kept) = kept {
         detail.push_str(&format!(", over what was there (kept at {})", tilde(&kept, &ctx.home)));

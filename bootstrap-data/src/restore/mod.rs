@@ -29,7 +29,7 @@ mod plan;
 mod report;
 mod swap;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::durable::provenance::Provenance;
 use common::durable::{self, Ledger, SnapshotRef};
@@ -43,8 +43,9 @@ use plan::{Decision, Plan, first_look, look_up, mark_nested};
 use report::{finished, ledger_item, pending_item, pending_started, would};
 
 use crate::paths;
+use crate::record::{self, Seen};
 use crate::restic::Snapshot;
-use crate::{Options, STEP, services};
+use crate::{Options, STEP, backup_section, host_name, services};
 
 /// Restores what the evidence says must come back (every selected path with `--force`
 /// or `--snapshot`), settles the rest, and starts the services that waited.
@@ -66,12 +67,12 @@ pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repo
         selected.iter().map(|path| Plan { path, decision: first_look(path, &ledger, &provenance, asked) }).collect();
 
     let needed: Vec<usize> = (0..plans.len()).filter(|&i| matches!(plans[i].decision, Decision::Needed(_))).collect();
-    let (snapshots, restic) = if needed.is_empty() {
-        (Vec::new(), None)
+    let (snapshots, restic, all) = if needed.is_empty() {
+        (Vec::new(), None, Vec::new())
     } else {
         let found = look_up(manifest, ctx, options, &mut plans, &needed);
         report.push(found.item);
-        (found.snapshots, found.restic)
+        (found.snapshots, found.restic, found.all)
     };
     mark_nested(&mut plans);
 
@@ -110,6 +111,16 @@ pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repo
         let detail = format!("cannot write down what was settled: {e}");
         report.push(Item::new("data:ledger", "state", Status::Failed, detail).at(ctx.state.file(durable::LEDGER_FILE)));
     }
+    // The repository was read: the local record of the backup, with what each path
+    // restored came from.
+    if restic.is_some()
+        && let (Ok(backup), Ok(host)) = (backup_section(manifest), host_name(manifest))
+    {
+        let restored = restored_from(&plans, &snapshots, &outcome);
+        if let Some(failed) = record::write(&ctx.state, manifest, backup, &host, &all, "restore", &restored) {
+            report.push(failed);
+        }
+    }
 
     // Start again what was stopped (and what an earlier restore left stopped), even
     // after a failure.
@@ -135,6 +146,24 @@ pub fn restore(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repo
         report.kept = Some(ctx.state.kept_root());
     }
     Ok(report)
+}
+
+/// Each path restored (or come back with an outer one), with its snapshot.
+fn restored_from(plans: &[Plan<'_>], snapshots: &[Snapshot], outcome: &Outcome) -> Vec<(PathBuf, Seen)> {
+    let done = |i: usize| matches!(outcome.restored.get(&i), Some(Ok(_)));
+    plans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, plan)| {
+            let snapshot = match plan.decision {
+                Decision::Restore { snapshot, .. } if done(i) => snapshot,
+                Decision::With { outer, snapshot } if done(outer) => snapshot,
+                _ => return None,
+            };
+            let there = plan::local_state(&plan.path.path).is_ok_and(|l| l != plan::Local::Missing);
+            snapshots.get(snapshot).filter(|_| there).map(|s| (plan.path.path.clone(), Seen::of(s)))
+        })
+        .collect()
 }
 
 pub(super) fn snapshot_ref(snapshot: &Snapshot) -> SnapshotRef {

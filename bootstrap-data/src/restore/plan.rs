@@ -129,11 +129,13 @@ pub(super) fn first_look(path: &DataPath, ledger: &Ledger, provenance: &Provenan
 }
 
 /// What the repository gave: its item, the snapshots asked about, restic itself (none
-/// when the repository cannot be used).
+/// when the repository cannot be used), and every snapshot it listed (for the local
+/// record; empty when it could not be listed).
 pub(super) struct Found {
     pub(super) item: Item,
     pub(super) snapshots: Vec<Snapshot>,
     pub(super) restic: Option<Restic>,
+    pub(super) all: Vec<Snapshot>,
 }
 
 /// Finds, for each needed path, its snapshot (the newest of the host that covers it,
@@ -146,7 +148,7 @@ pub(super) fn look_up(
     plans: &mut [Plan<'_>],
     needed: &[usize],
 ) -> Found {
-    let failed = |item: Item| Found { item, snapshots: Vec::new(), restic: None };
+    let failed = |item: Item| Found { item, snapshots: Vec::new(), restic: None, all: Vec::new() };
     let Ok(backup) = backup_section(manifest) else {
         for &i in needed {
             plans[i].decision = Decision::Failed("the manifest has no `backup` section".into());
@@ -278,7 +280,7 @@ pub(super) fn look_up(
             };
         }
     }
-    Found { item: repository_item(backup, Status::Ok, description), snapshots: chosen, restic: Some(restic) }
+    Found { item: repository_item(backup, Status::Ok, description), snapshots: chosen, restic: Some(restic), all }
 }
 
 /// The decision for a path no snapshot of the host covers.

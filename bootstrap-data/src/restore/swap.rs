@@ -1,14 +1,19 @@
-//! Putting a restored path in place: restic restores it into a staging folder next to
-//! it (where the online copies of databases go back to their own paths,
-//! `crate::capture::put_back`), then what is there is kept aside (a tree of empty
-//! folders is simply removed: it holds nothing), the staged path is renamed in, and
-//! what must stay is moved back:
-//! what the backup leaves out of the path (other classes inside, the password file)
-//! and the env files in place (their values came from this host's environment; a copy
-//! kept aside would put secrets in the state folder).
+//! Putting restored paths in place: restic restores the paths of one snapshot (on one
+//! filesystem) in one call into a staging folder next to the first of them; each path
+//! is then moved into a staging folder of its own next to it (the same folder for the
+//! first's neighbours), where the online copies of databases go back to their own
+//! paths (`crate::capture::put_back`); then what is there is kept aside (a tree of
+//! empty folders is simply removed: it holds nothing), the staged path is renamed in,
+//! and what must stay is moved back: what the backup leaves out of the path (other
+//! classes inside, the password file) and the env files in place (their values came
+//! from this host's environment; a copy kept aside would put secrets in the state
+//! folder). A path whose staging folder is on another filesystem than the batch's (a
+//! bind mount the device numbers did not tell) is restored alone, by its own restic
+//! restore.
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use common::manifest::Manifest;
@@ -28,6 +33,10 @@ pub enum SwapError {
     /// restic restored nothing at the path.
     #[error("snapshot {snapshot} holds nothing at {}", path.display())]
     NothingThere { snapshot: String, path: PathBuf },
+    /// The batch's staging folder is on another filesystem than the path's: nothing
+    /// was touched at the path, and it can be restored alone.
+    #[error("the staging folder of {} is on another filesystem than the restore's", path.display())]
+    OtherFilesystem { path: PathBuf },
     /// What was there could not be kept aside: nothing was replaced.
     #[error("not restored: {0}")]
     Keep(#[from] StateError),
@@ -72,9 +81,124 @@ pub struct Stays {
     pub env_files: Vec<PathBuf>,
 }
 
-/// restic restores `path` of `snapshot` into a staging folder next to it; what is in
-/// place is put aside, the restored path is renamed in, and what stays is moved back.
-/// Returns where the old data was kept, if any was.
+/// The folder a restored `path` is staged in: its parent.
+fn parent_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("/"))
+}
+
+/// The filesystem (device) the staging folder of `path` would be on: that of the
+/// nearest folder above it that exists.
+pub fn staging_device(path: &Path) -> Option<u64> {
+    parent_of(path).ancestors().find_map(|dir| fs::metadata(dir).ok()).map(|meta| meta.dev())
+}
+
+/// A staging folder named for this process in `parent`, made first when missing.
+fn staging_folder(parent: &Path) -> Result<tempfile::TempDir, SwapError> {
+    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
+    tempfile::Builder::new()
+        .prefix(&common::staging::prefix(STAGE_PREFIX))
+        .tempdir_in(parent)
+        .map_err(io_error("make a staging folder in", parent))
+}
+
+/// Removes a staging folder, whatever modes the snapshot gave what is in it.
+fn remove_staging(stage: tempfile::TempDir) {
+    common::staging::make_removable(stage.path());
+    drop(stage);
+}
+
+/// What one `restic restore` of several paths of one snapshot left in its staging
+/// folder, next to the first of them; removed when dropped.
+pub struct Batch {
+    stage: Option<tempfile::TempDir>,
+}
+
+/// restic restores `paths` of `snapshot` (none inside another) in one call, into a
+/// staging folder next to the first of them; the command run goes into the report.
+pub fn restore_batch(
+    restic: &Restic,
+    snapshot: &Snapshot,
+    paths: &[&Path],
+    report: &mut Report,
+) -> Result<Batch, SwapError> {
+    let Some(first) = paths.first() else {
+        return Err(SwapError::Capture("nothing to restore".to_owned()));
+    };
+    let stage = staging_folder(parent_of(first))?;
+    match restic.restore(&snapshot.id, stage.path(), paths) {
+        Ok(command) => {
+            report.commands.push(command);
+            common::sys::crash_point("after-restic-restore");
+            Ok(Batch { stage: Some(stage) })
+        }
+        Err(e) => {
+            remove_staging(stage);
+            Err(e.into())
+        }
+    }
+}
+
+impl Batch {
+    /// Puts `path`, one of the batch's, in place: moved into a staging folder of its
+    /// own next to it (unless the batch's is there already), its databases captured
+    /// online put back, then swapped in (see [`swap`]). Returns where the old data was
+    /// kept, if any was.
+    pub fn put_in_place(
+        &self,
+        path: &Path,
+        stays: &Stays,
+        snapshot: &Snapshot,
+        state: &StateDir,
+    ) -> Result<Option<PathBuf>, SwapError> {
+        let Some(stage) = &self.stage else { return Err(SwapError::Capture("the restore was removed".to_owned())) };
+        let relative = path.strip_prefix("/").unwrap_or(path);
+        let restored = stage.path().join(relative);
+        let parent = parent_of(path);
+        if stage.path().parent() == Some(parent) {
+            return put_staged(&restored, path, stays, snapshot, state);
+        }
+        if fs::symlink_metadata(&restored).is_err() {
+            return Err(SwapError::NothingThere { snapshot: snapshot.short_id.clone(), path: path.to_path_buf() });
+        }
+        let own = staging_folder(parent)?;
+        let staged = own.path().join(path.file_name().unwrap_or(relative.as_os_str()));
+        let result = match fs::rename(&restored, &staged) {
+            Ok(()) => put_staged(&staged, path, stays, snapshot, state),
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                Err(SwapError::OtherFilesystem { path: path.to_path_buf() })
+            }
+            Err(e) => {
+                Err(SwapError::Io { action: "move into its staging folder the restored", path: staged, source: e })
+            }
+        };
+        remove_staging(own);
+        result
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(stage) = self.stage.take() {
+            remove_staging(stage);
+        }
+    }
+}
+
+/// The databases captured online put back in the staged path, then the swap.
+fn put_staged(
+    staged: &Path,
+    path: &Path,
+    stays: &Stays,
+    snapshot: &Snapshot,
+    state: &StateDir,
+) -> Result<Option<PathBuf>, SwapError> {
+    crate::capture::put_back(staged).map_err(SwapError::Capture)?;
+    swap(staged, path, stays, snapshot, state)
+}
+
+/// restic restores `path` of `snapshot` alone into a staging folder next to it; what is
+/// in place is put aside, the restored path is renamed in, and what stays is moved
+/// back. Returns where the old data was kept, if any was.
 pub fn restore_one(
     restic: &Restic,
     snapshot: &Snapshot,
@@ -83,24 +207,8 @@ pub fn restore_one(
     state: &StateDir,
     report: &mut Report,
 ) -> Result<Option<PathBuf>, SwapError> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-    let stage = tempfile::Builder::new()
-        .prefix(&common::staging::prefix(STAGE_PREFIX))
-        .tempdir_in(parent)
-        .map_err(io_error("make a staging folder in", parent))?;
-    let result = restic.restore(&snapshot.id, stage.path(), path).map_err(SwapError::from).and_then(|command| {
-        report.commands.push(command);
-        common::sys::crash_point("after-restic-restore");
-        let relative = path.strip_prefix("/").unwrap_or(path);
-        let staged = stage.path().join(relative);
-        // Databases captured online come back at their own paths.
-        crate::capture::put_back(&staged).map_err(SwapError::Capture)?;
-        swap(&staged, path, stays, snapshot, state)
-    });
-    common::staging::make_removable(stage.path());
-    drop(stage);
-    result
+    let batch = restore_batch(restic, snapshot, &[path], report)?;
+    batch.put_in_place(path, stays, snapshot, state)
 }
 
 /// Does `path` hold nothing but folders?
@@ -260,6 +368,40 @@ mod tests {
         assert_eq!(fs::read_to_string(path.join("f"))?, "x");
         let missing = swap(&dir.path().join("stage/nothing"), &dir.path().join("other"), &none, &snapshot(), &state);
         assert!(matches!(missing, Err(SwapError::NothingThere { .. })), "{missing:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn each_path_of_a_batch_goes_through_a_staging_folder_of_its_own_beside_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let home = dir.path().join("home");
+        let state = StateDir::new(&home);
+        let (first, other) = (home.join("a/first"), home.join("b/c/other"));
+        fs::create_dir_all(home.join("a"))?;
+        // What one restic restore of both left beside the first.
+        let stage =
+            tempfile::Builder::new().prefix(&common::staging::prefix(STAGE_PREFIX)).tempdir_in(home.join("a"))?;
+        let staged = |p: &Path| stage.path().join(p.strip_prefix("/").unwrap_or(p));
+        fs::create_dir_all(staged(&first))?;
+        fs::write(staged(&first).join("f"), "first")?;
+        fs::create_dir_all(staged(&other).parent().ok_or("no parent")?)?;
+        fs::write(staged(&other), "other")?;
+        let stage_path = stage.path().to_path_buf();
+        let batch = Batch { stage: Some(stage) };
+        let none = Stays { left_out: Vec::new(), env_files: Vec::new() };
+
+        assert_eq!(batch.put_in_place(&other, &none, &snapshot(), &state)?, None);
+        assert_eq!(fs::read_to_string(&other)?, "other");
+        let beside: Vec<_> = fs::read_dir(home.join("b/c"))?.flatten().map(|e| e.file_name()).collect();
+        assert_eq!(beside, [std::ffi::OsString::from("other")], "its own staging folder is left");
+        assert_eq!(batch.put_in_place(&first, &none, &snapshot(), &state)?, None);
+        assert_eq!(fs::read_to_string(first.join("f"))?, "first");
+        let missing = batch.put_in_place(&home.join("b/gone"), &none, &snapshot(), &state);
+        assert!(matches!(missing, Err(SwapError::NothingThere { .. })), "{missing:?}");
+        assert!(!home.join("b/gone").exists());
+        drop(batch);
+        assert!(!stage_path.exists(), "the batch's staging folder is left");
         Ok(())
     }
 
