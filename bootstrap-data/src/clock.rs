@@ -27,22 +27,7 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     if offset >= 0 { local.checked_sub(shift) } else { local.checked_add(shift) }
 }
 
-/// A time for people, in UTC to the second: `2024-05-01 08:00:00 UTC`.
-pub fn show_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string().replace('T', " ").replace('Z', " UTC")
-}
-
-/// An age for people: `40s`, `12m`, `3h 12m`, `2d 4h`.
-pub fn show_age(age: Duration) -> String {
-    let secs = age.as_secs();
-    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{minutes}m"),
-        3600..86_400 => format!("{hours}h {minutes}m"),
-        _ => format!("{days}d {hours}h"),
-    }
-}
+pub use common::report::{show_age, show_time};
 
 /// How long ago `time` was (zero when it is in the future: a clock ahead).
 pub fn age(time: SystemTime, now: SystemTime) -> Duration {

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
 use common::exec::Cmd;
 use common::manifest::{ItemId, Manifest, repo_is_complete};
+use common::report::show_age;
 
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -197,18 +198,6 @@ fn used_by_host(manifest: &Manifest) -> Vec<String> {
 /// Whether `file` (repo-relative) is one of `used` or lies in one of them.
 fn is_used(file: &str, used: &[String]) -> bool {
     used.iter().any(|u| file == u || file.strip_prefix(u.as_str()).is_some_and(|rest| rest.starts_with('/')))
-}
-
-/// An age for people: `40s`, `12m`, `3h 12m`, `2d 4h`.
-fn show_age(age: Duration) -> String {
-    let secs = age.as_secs();
-    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{minutes}m"),
-        3600..86_400 => format!("{hours}h {minutes}m"),
-        _ => format!("{days}d {hours}h"),
-    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -125,17 +125,12 @@ impl Observation {
     fn describe(&self, verbose: bool) -> String {
         let mut text = self.found.describe();
         if let Some(entry) = &self.cached {
-            let since = entry.checked_at().map_or_else(|| "its last check".to_owned(), show_time);
+            let since = entry.checked_at().map_or_else(|| "its last check".to_owned(), common::report::show_time);
             let binary = if verbose { entry.binary.path.display().to_string() } else { "the binary".to_owned() };
             text.push_str(&format!(" (cached: {binary} is unchanged since {since})"));
         }
         text
     }
-}
-
-/// A time for reports: `2026-11-30 10:00:00 UTC`.
-fn show_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string().replace('T', " ").replace('Z', " UTC")
 }
 
 fn check_cmd(prereq: &Prereq) -> Cmd {

@@ -117,7 +117,7 @@ impl Settled {
 
     /// For reports: "restored from snapshot 1a2b3c4d on 2026-11-30 10:00:00 UTC".
     pub fn describe(&self) -> String {
-        let on = self.time().map(|t| format!(" on {}", show_time(t))).unwrap_or_default();
+        let on = self.time().map(|t| format!(" on {}", crate::report::show_time(t))).unwrap_or_default();
         let snapshot = self.snapshot.as_ref().map_or_else(|| "a snapshot".to_owned(), |s| format!("snapshot {}", s.id));
         match self.how {
             How::Restored => format!("restored from {snapshot}{on}"),
@@ -127,11 +127,6 @@ impl Settled {
             How::BackedUp => format!("backed up in {snapshot}{on}"),
         }
     }
-}
-
-/// A time for people, in UTC to the second.
-fn show_time(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string().replace('T', " ").replace('Z', " UTC")
 }
 
 /// Where a path stands on this host.
