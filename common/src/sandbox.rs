@@ -225,6 +225,41 @@ http {{
     Ok(())
 }
 
+/// Runs `argv`, handing `pass_on` what follows [`SHOWN`] in each stdout line (the
+/// harness may put `test NAME ... ` first) as it comes; its exit status and all it
+/// printed, stdout then stderr.
+fn run_passing_on_shown(
+    argv: &[String],
+    pass_on: &mut dyn FnMut(&str),
+) -> Result<(std::process::ExitStatus, String), Error> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stderr = child.stderr.take().ok_or("no stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut text = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, shown)) = line.split_once(SHOWN) {
+                pass_on(shown);
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let status = child.wait()?;
+    text.push_str(&errors.join().unwrap_or_default());
+    Ok((status, text))
+}
+
 fn run_quietly(program: &str, args: &[&str]) -> Result<(), Error> {
     let out = Command::new(program).args(args).output()?;
     if out.status.success() {
@@ -234,11 +269,21 @@ fn run_quietly(program: &str, args: &[&str]) -> Result<(), Error> {
     }
 }
 
+/// What starts a line a sandboxed test writes for its parent to pass on as it comes
+/// (see [`isolated_passing_on`]).
+pub const SHOWN: &str = "sandbox| ";
+
 /// Runs the calling test inside a fresh sandbox. In the parent, it re-runs this test
 /// binary with `--exact test_name` under `unshare`, fails the test if the child failed
 /// (with its output), and returns `None`: the caller then returns. Inside, it boots the
 /// [`Machine`] and returns it. The sandbox folder is removed afterwards.
 pub fn isolated(test_name: &str) -> Option<Machine> {
+    isolated_passing_on(test_name, &mut |_| {})
+}
+
+/// [`isolated`], where the parent hands `pass_on` each line the child writes after
+/// [`SHOWN`], as it comes (a long test's progress).
+pub fn isolated_passing_on(test_name: &str, pass_on: &mut dyn FnMut(&str)) -> Option<Machine> {
     if let Ok(root) = std::env::var(INSIDE) {
         return match Machine::boot(Layout::new(Path::new(&root))) {
             Ok(machine) => Some(machine),
@@ -267,14 +312,12 @@ pub fn isolated(test_name: &str) -> Option<Machine> {
         "--test-threads=1".into(),
     ];
     let argv = enter_argv(true, &inner);
-    let out = Command::new(&argv[0]).args(&argv[1..]).output();
-    let out = match out {
-        Ok(out) => out,
+    let (status, text) = match run_passing_on_shown(&argv, pass_on) {
+        Ok(ran) => ran,
         Err(e) => panic!("cannot run unshare: {e}"),
     };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
-        out.status.success() && text.contains("1 passed"),
+        status.success() && text.contains("1 passed"),
         "{test_name} failed inside its sandbox:\n{text}\nsystemd log:\n{}",
         fs::read_to_string(Layout::new(dir.path()).systemd_log()).unwrap_or_default()
     );

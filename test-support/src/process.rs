@@ -20,3 +20,13 @@ pub fn clean_command(program: impl AsRef<OsStr>, home: &Path) -> Command {
 pub fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
+
+/// A failure when any of `canaries` (secrets a test planted) is in `what`, the output
+/// of `label`; the failure shows the output with every canary masked.
+pub fn no_canary(label: &str, what: &str, canaries: &[&str]) -> crate::TestResult {
+    if !canaries.iter().any(|canary| what.contains(canary)) {
+        return Ok(());
+    }
+    let shown = canaries.iter().fold(what.to_owned(), |shown, canary| shown.replace(canary, "<CANARY>"));
+    Err(format!("a canary secret was printed by {label}:\n{shown}").into())
+}

@@ -2,7 +2,7 @@
 //! manager through `systemctl --user`, a unit's property, and an HTTP answer from
 //! inside it (its loopback is private: the test process outside cannot reach it).
 
-use common::sandbox::Machine;
+use common::sandbox::{Machine, SHOWN, isolated_passing_on};
 
 use crate::{Error, TestResult};
 
@@ -35,4 +35,17 @@ pub fn get(machine: &Machine, url: &str) -> Result<String, Error> {
     );
     let out = machine.command("python3").args(["-c", &script]).output()?;
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `common::sandbox::isolated`, with the lines the child writes with [`progress`] passed on to the
+/// parent's output as they come (the harness shows them with `--nocapture`).
+pub fn isolated_shown(test_name: &str) -> Option<Machine> {
+    #[allow(clippy::print_stdout, reason = "a test's progress, through the harness")]
+    isolated_passing_on(test_name, &mut |line| println!("{line}"))
+}
+
+/// Inside [`isolated_shown`]: a line for the parent's output, as soon as it is written.
+#[allow(clippy::print_stdout, reason = "a test's progress, through the harness")]
+pub fn progress(line: &str) {
+    println!("{SHOWN}{line}");
 }

@@ -76,10 +76,22 @@ pub fn names(dir: &Path) -> Vec<String> {
 /// Writes `files` (relative path, content) under `root`, making their folders.
 pub fn write(root: &Path, files: &[(&str, &str)]) -> TestResult {
     for (relative, content) in files {
-        let path = root.join(relative);
-        fs::create_dir_all(path.parent().ok_or("a file needs a folder")?)?;
-        fs::write(&path, content)?;
+        write_file(&root.join(relative), content)?;
     }
+    Ok(())
+}
+
+/// Writes `content` to the file at `path`, making its folders.
+pub fn write_file(path: &Path, content: &str) -> TestResult {
+    fs::create_dir_all(path.parent().ok_or("a file needs a folder")?)?;
+    fs::write(path, content)?;
+    Ok(())
+}
+
+/// Gives the file or folder at `path` the permission bits `mode`.
+pub fn set_mode(path: &Path, mode: u32) -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
     Ok(())
 }
 

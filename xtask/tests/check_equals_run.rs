@@ -58,16 +58,18 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::Instant;
 
 use bootstrap_restore::{ChainStep, STEPS};
-use common::sandbox::{self, Layout, Machine};
+use common::sandbox::Machine;
 use serde_json::Value;
+use test_support::git::git;
+use test_support::process::{no_canary, text};
+use test_support::sandbox::{isolated_shown, progress as show};
+use test_support::tree::{set_mode, write_file as write};
+use test_support::workspace::built_binaries;
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -80,13 +82,6 @@ const CANARIES: [&str; 2] = [TOKEN, PASSWORD];
 
 /// The manifest's host name, under which the old host's data was backed up.
 const HOST: &str = "check-host";
-
-/// Lines of the child's output meant for the parent to show.
-const SHOW: &str = "check| ";
-
-/// The variable that tells the re-run test it is inside its sandbox (the same as
-/// `common::sandbox::isolated`'s).
-const INSIDE: &str = "PI_BOOTSTRAP_SANDBOX";
 
 /// The user's own lines in `~/.bashrc`, there before the first step.
 const USER_BASHRC: &str = "# my own bashrc\nexport EDITOR=vi\n";
@@ -110,114 +105,6 @@ struct Known {
 /// The known discrepancies, skipped (and shown) until their step is fixed.
 const KNOWN: &[Known] = &[];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// The folder of the built binaries; built once per test process.
-fn built() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins", "--exclude", "xtask"])
-            .current_dir(root())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "cargo build --bins failed");
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
-    })
-}
-
-/// Shows a line in the parent's output (see [`sandboxed`]).
-fn show(line: &str) {
-    println!("{SHOW}{line}");
-}
-
-/// Like `common::sandbox::isolated`: in the parent, re-runs this test inside fresh
-/// namespaces and passes on the lines the child [`show`]s (the harness captures them
-/// unless `--nocapture`); fails when the child failed, with its whole output. Inside,
-/// boots the machine and returns it.
-fn sandboxed(test_name: &str) -> Option<Machine> {
-    if let Ok(root) = std::env::var(INSIDE) {
-        return match Machine::boot(Layout::new(Path::new(&root))) {
-            Ok(machine) => Some(machine),
-            Err(e) => panic!("the sandbox did not boot: {e}"),
-        };
-    }
-    // Built here, outside the sandbox, so the child's build is a quick no-op.
-    built();
-    let dir = tempfile::Builder::new().prefix("pi-sandbox-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot find the test binary: {e}"));
-    let inner = [
-        "env".to_owned(),
-        format!("{INSIDE}={}", dir.path().display()),
-        format!("HOME={}", Layout::new(dir.path()).home().display()),
-        format!("XDG_RUNTIME_DIR=/run/user/{}", common::sys::euid()),
-        exe.display().to_string(),
-        "--exact".into(),
-        test_name.into(),
-        "--nocapture".into(),
-        "--test-threads=1".into(),
-    ];
-    let argv = sandbox::enter_argv(true, &inner);
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
-    let mut stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut text = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some((_, shown)) = line.split_once(SHOW) {
-                println!("{shown}");
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-    }
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    text.push_str(&errors.join().unwrap_or_default());
-    assert!(
-        status.success() && text.contains("1 passed"),
-        "{test_name} failed inside its sandbox:\n{text}\nsystemd log:\n{}",
-        fs::read_to_string(Layout::new(dir.path()).systemd_log()).unwrap_or_default()
-    );
-    None
-}
-
-fn git(dir: &Path, args: &[&str]) -> TestResult {
-    let out = Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into())
-    }
-}
-
-fn write(path: &Path, content: &str) -> TestResult {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::write(path, content)?;
-    Ok(())
-}
-
-fn set_mode(path: &Path, mode: u32) -> TestResult {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
 /// Replaces `from` by `to` in the file at `path`, which must hold it.
 fn edit(path: &Path, from: &str, to: &str) -> TestResult {
     let text = fs::read_to_string(path)?;
@@ -225,24 +112,6 @@ fn edit(path: &Path, from: &str, to: &str) -> TestResult {
         return Err(format!("{} does not hold {from:?}:\n{text}", path.display()).into());
     }
     fs::write(path, text.replacen(from, to, 1))?;
-    Ok(())
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// The canaries in `what` said as a failure, without showing them.
-fn no_canary(label: &str, what: &str) -> TestResult {
-    for canary in CANARIES {
-        if what.contains(canary) {
-            let mut shown = what.to_owned();
-            for c in CANARIES {
-                shown = shown.replace(c, "<CANARY>");
-            }
-            return Err(format!("a canary secret was printed by {label}:\n{shown}").into());
-        }
-    }
     Ok(())
 }
 
@@ -438,12 +307,12 @@ validate:
     /// `args` (the step's own, then `--json`, `--check` if asked): its exit code and
     /// its JSON report.
     fn json(&self, bin: &str, args: &[&str]) -> Result<(Option<i32>, Value), Error> {
-        let mut cmd = self.machine.command(&built().join(bin).display().to_string());
+        let mut cmd = self.machine.command(&built_binaries().join(bin).display().to_string());
         cmd.args(args).args(["--manifest", &self.manifest.display().to_string()]);
         cmd.env("WEB_TOKEN", TOKEN).env_remove("PI_BOOTSTRAP_CRASH_AT").env_remove("PI_BOOTSTRAP_LOCK_HANDOVER");
         let out = cmd.output()?;
         let label = format!("{bin} {}", args.join(" "));
-        no_canary(&label, &text(&out))?;
+        no_canary(&label, &text(&out), &CANARIES)?;
         let json = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("{label} gave no JSON report ({e}), exit {:?}:\n{}", out.status.code(), text(&out)))?;
         Ok((out.status.code(), json))
@@ -699,7 +568,9 @@ const STATES: &[State] = &[
 
 #[test]
 fn every_steps_check_reports_what_its_run_then_does_on_drifted_hosts() -> TestResult {
-    let Some(machine) = sandboxed("every_steps_check_reports_what_its_run_then_does_on_drifted_hosts") else {
+    // Built here, outside the sandbox, so the child's build is a quick no-op.
+    built_binaries();
+    let Some(machine) = isolated_shown("every_steps_check_reports_what_its_run_then_does_on_drifted_hosts") else {
         return Ok(());
     };
     let started = Instant::now();

@@ -54,24 +54,27 @@
 //! PI_BOOTSTRAP_SOAK_TRIAL=K` runs trial K of seed S by itself (the delay is a fraction
 //! of the step's reference time, which varies a little between machines and runs).
 //!
-//! The sandbox is entered like `common::sandbox::isolated`, but the child's output is
-//! passed on line by line as it comes, so `--nocapture` shows the trials as they run.
+//! The sandbox is `test_support::sandbox::isolated_shown`, which passes on what the
+//! child shows (`progress`) as it comes, so `--nocapture` shows the trials as they run.
 
 #![allow(clippy::disallowed_methods, clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use bootstrap_restore::{ChainStep, STEPS};
-use common::sandbox::{self, Layout, Machine};
+use common::sandbox::{self, Machine};
 use sha2::{Digest, Sha256};
+use test_support::git::git;
+use test_support::process::{no_canary, text};
+use test_support::sandbox::{isolated_shown, progress as show};
+use test_support::tree::{set_mode, write_file as write};
+use test_support::workspace::built_binaries;
 
 type Error = Box<dyn std::error::Error>;
 type TestResult = Result<(), Error>;
@@ -85,13 +88,6 @@ const CANARIES: [&str; 2] = [TOKEN, PASSWORD];
 /// The manifest's host name, under which the old host's data was backed up.
 const HOST: &str = "soak-host";
 
-/// Lines of the child's output meant for the parent to show.
-const SHOW: &str = "soak| ";
-
-/// The variable that tells the re-run test it is inside its sandbox (the same as
-/// `common::sandbox::isolated`'s).
-const INSIDE: &str = "PI_BOOTSTRAP_SANDBOX";
-
 /// The order the trials take the steps in: the steps that change the most first.
 const ORDER: [&str; 5] =
     ["bootstrap-data", "bootstrap-services", "bootstrap-pi-config", "bootstrap-prereqs", "bootstrap-validate"];
@@ -103,90 +99,6 @@ const USER_SETTINGS: &str = "{\"mine\": true}\n";
 
 /// How many files the data path holds besides its nested folder.
 const DATA_FILES: usize = 300;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
-/// The folder of the built binaries (`pi-bootstrap-restore` and the steps beside it);
-/// built once per test process.
-fn built() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--workspace", "--bins", "--exclude", "xtask"])
-            .current_dir(root())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "cargo build --bins failed");
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
-    })
-}
-
-/// Shows a line in the parent's output (see [`sandboxed`]).
-fn show(line: &str) {
-    println!("{SHOW}{line}");
-}
-
-/// Like `common::sandbox::isolated`: in the parent, re-runs this test inside fresh
-/// namespaces and passes the lines the child [`show`]s on as they come (the test
-/// harness captures them unless `--nocapture`); fails when the child failed, with its
-/// whole output. Inside, boots the machine and returns it.
-fn sandboxed(test_name: &str) -> Option<Machine> {
-    if let Ok(root) = std::env::var(INSIDE) {
-        return match Machine::boot(Layout::new(Path::new(&root))) {
-            Ok(machine) => Some(machine),
-            Err(e) => panic!("the sandbox did not boot: {e}"),
-        };
-    }
-    // Built here, outside the sandbox, so the child's build is a quick no-op.
-    built();
-    let dir = tempfile::Builder::new().prefix("pi-sandbox-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot find the test binary: {e}"));
-    let inner = [
-        "env".to_owned(),
-        format!("{INSIDE}={}", dir.path().display()),
-        format!("HOME={}", Layout::new(dir.path()).home().display()),
-        format!("XDG_RUNTIME_DIR=/run/user/{}", common::sys::euid()),
-        exe.display().to_string(),
-        "--exact".into(),
-        test_name.into(),
-        "--nocapture".into(),
-        "--test-threads=1".into(),
-    ];
-    let argv = sandbox::enter_argv(true, &inner);
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
-    let mut stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut text = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // The harness's "test NAME ... " may come first on the line.
-            if let Some((_, shown)) = line.split_once(SHOW) {
-                println!("{shown}");
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-    }
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
-    text.push_str(&errors.join().unwrap_or_default());
-    assert!(
-        status.success() && text.contains("1 passed"),
-        "{test_name} failed inside its sandbox:\n{text}\nsystemd log:\n{}",
-        fs::read_to_string(Layout::new(dir.path()).systemd_log()).unwrap_or_default()
-    );
-    None
-}
 
 /// A tiny xorshift64* generator: enough to pick delays, and replayable from its seed.
 struct Rng(u64);
@@ -221,50 +133,6 @@ fn env_number(name: &str) -> Result<Option<u64>, Error> {
         None => text.parse(),
     };
     Ok(Some(parsed.map_err(|e| format!("{name}={text}: {e}"))?))
-}
-
-fn git(dir: &Path, args: &[&str]) -> TestResult {
-    let out = Command::new("git")
-        .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into())
-    }
-}
-
-fn write(path: &Path, content: &str) -> TestResult {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::write(path, content)?;
-    Ok(())
-}
-
-fn set_mode(path: &Path, mode: u32) -> TestResult {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// The canaries in `what` said as a failure, without showing them.
-fn no_canary(label: &str, what: &str) -> TestResult {
-    for canary in CANARIES {
-        if what.contains(canary) {
-            let mut shown = what.to_owned();
-            for c in CANARIES {
-                shown = shown.replace(c, "<CANARY>");
-            }
-            return Err(format!("a canary secret was printed by {label}:\n{shown}").into());
-        }
-    }
-    Ok(())
 }
 
 /// One entry of a recorded tree.
@@ -531,7 +399,7 @@ validate:
     /// A step binary (or the chain) with the sandbox's environment and the secret
     /// exported.
     fn command(&self, bin: &str, args: &[&str]) -> Command {
-        let mut cmd = self.machine.command(&built().join(bin).display().to_string());
+        let mut cmd = self.machine.command(&built_binaries().join(bin).display().to_string());
         cmd.args(args).args(["--manifest", &self.manifest.display().to_string()]);
         cmd.env("WEB_TOKEN", TOKEN).env_remove("PI_BOOTSTRAP_CRASH_AT");
         cmd
@@ -540,7 +408,7 @@ validate:
     fn run(&self, bin: &str, args: &[&str]) -> Result<Ran, Error> {
         let out = self.command(bin, args).output()?;
         let ran = Ran { code: out.status.code(), text: text(&out) };
-        no_canary(&format!("{bin} {}", args.join(" ")), &ran.text)?;
+        no_canary(&format!("{bin} {}", args.join(" ")), &ran.text, &CANARIES)?;
         Ok(ran)
     }
 
@@ -558,7 +426,7 @@ validate:
         let started = Instant::now();
         let out = self.command("pi-bootstrap-restore", &["--json"]).output()?;
         let all = text(&out);
-        no_canary("pi-bootstrap-restore", &all)?;
+        no_canary("pi-bootstrap-restore", &all, &CANARIES)?;
         let json = serde_json::from_slice(&out.stdout)
             .map_err(|e| format!("pi-bootstrap-restore gave no JSON ({e}) after {:?}:\n{all}", started.elapsed()))?;
         Ok((out.status.code(), json, all))
@@ -581,7 +449,7 @@ validate:
         }
         let out = child.wait_with_output()?;
         let all = text(&out);
-        no_canary(&format!("{} (killed)", step.label()), &all)?;
+        no_canary(&format!("{} (killed)", step.label()), &all, &CANARIES)?;
         Ok((running && out.status.code().is_none(), all))
     }
 
@@ -794,7 +662,9 @@ fn not_ok(json: &serde_json::Value) -> String {
 
 #[test]
 fn every_step_killed_at_a_random_moment_converges_with_one_chain_run() -> TestResult {
-    let Some(machine) = sandboxed("every_step_killed_at_a_random_moment_converges_with_one_chain_run") else {
+    // Built here, outside the sandbox, so the child's build is a quick no-op.
+    built_binaries();
+    let Some(machine) = isolated_shown("every_step_killed_at_a_random_moment_converges_with_one_chain_run") else {
         return Ok(());
     };
     let trials = env_number("PI_BOOTSTRAP_SOAK")?.unwrap_or(3);
