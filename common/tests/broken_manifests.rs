@@ -48,24 +48,12 @@ impl Sandbox {
             Home::Empty => {}
             Home::Repo => {
                 let repo = home.join("pi-config");
-                for folder in ["pi", "services/memory", "units", "nginx"] {
-                    fs::create_dir_all(repo.join(folder))?;
-                }
-                for file in ["pi/settings.json", "units/memory.service", "nginx/pi.conf"] {
-                    fs::write(repo.join(file), "# fixture\n")?;
-                }
+                fs::create_dir_all(repo.join("services/memory"))?;
                 // A clone, complete: a commit checked out (the files are checked only then).
-                for args in [&["init", "--quiet"][..], &["add", "--all"], &["commit", "--quiet", "-m", "fixture"]] {
-                    let ok = std::process::Command::new("git")
-                        .args(["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"])
-                        .args(args)
-                        .current_dir(&repo)
-                        .status()?
-                        .success();
-                    if !ok {
-                        return Err(format!("git {args:?} failed").into());
-                    }
-                }
+                let fixture = "# fixture\n";
+                let files =
+                    [("pi/settings.json", fixture), ("units/memory.service", fixture), ("nginx/pi.conf", fixture)];
+                test_support::git::init_repo(&repo, &files)?;
             }
             Home::Escape => {
                 std::os::unix::fs::symlink(sandbox.outside.path(), home.join("escape"))?;

@@ -8,14 +8,11 @@
 
 #![allow(clippy::disallowed_methods)]
 
-use std::error::Error;
-use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::manifest::load_str;
 
-type TestResult = Result<(), Box<dyn Error>>;
+use test_support::TestResult;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -145,28 +142,10 @@ backup:
 /// The least a host declares.
 const MINIMAL: &str = "version: 1\nrepo:\n  path: ~/pi-config\n  url: file:///srv/git/pi-config.git\n";
 
-/// `~/pi-config` (or the `repo_dir` under HOME) as a complete clone holding `files`.
+/// `repo_dir` under HOME as a complete clone holding `files`.
 fn clone_with(home: &Path, repo_dir: &str, files: &[&str]) -> TestResult {
-    let repo = home.join(repo_dir);
-    for file in files {
-        let path = repo.join(file);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::write(&path, "# fixture\n")?;
-    }
-    for args in [&["init", "--quiet"][..], &["add", "--all"], &["commit", "--quiet", "-m", "fixture"]] {
-        let ok = Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"])
-            .args(args)
-            .current_dir(&repo)
-            .status()?
-            .success();
-        if !ok {
-            return Err(format!("git {args:?} failed").into());
-        }
-    }
-    Ok(())
+    let files: Vec<(&str, &str)> = files.iter().map(|file| (*file, "# fixture\n")).collect();
+    test_support::git::init_repo(&home.join(repo_dir), &files)
 }
 
 fn loads(name: &str, text: &str, home: &Path) -> TestResult {
