@@ -314,8 +314,7 @@ fn check_units_and_ports(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>
                 ),
             ));
         }
-        for (t, timer) in service.timers.iter().enumerate() {
-            let name = service.timer_names().get(t).cloned().unwrap_or_default();
+        for (t, (timer, name)) in service.timers.iter().zip(service.timer_names()).enumerate() {
             if !name.ends_with(".timer") || name == ".timer" {
                 p.push(Problem::new(
                     timer.pos(),
