@@ -35,21 +35,9 @@ pub(super) fn local_state(path: &Path) -> io::Result<Local> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Local::Missing),
         Err(e) => Err(e),
-        Ok(meta) if meta.is_dir() => Ok(if only_empty_folders(path)? { Local::Empty } else { Local::Data }),
+        Ok(meta) if meta.is_dir() => Ok(if super::swap::only_folders(path)? { Local::Empty } else { Local::Data }),
         Ok(_) => Ok(Local::Data),
     }
-}
-
-/// Whether the folder at `path` holds nothing but folders that hold nothing (at any
-/// depth); it stops at the first file, link or other entry.
-fn only_empty_folders(path: &Path) -> io::Result<bool> {
-    for entry in fs::read_dir(path)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() || !only_empty_folders(&entry.path())? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Why the repository is asked about a path.

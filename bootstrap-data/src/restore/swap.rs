@@ -211,8 +211,8 @@ pub fn restore_one(
     batch.put_in_place(path, stays, snapshot, state)
 }
 
-/// Does `path` hold nothing but folders?
-fn only_folders(path: &Path) -> io::Result<bool> {
+/// Does `path` hold nothing but folders (a tree of empty folders: no data)?
+pub(super) fn only_folders(path: &Path) -> io::Result<bool> {
     let meta = fs::symlink_metadata(path)?;
     if !meta.is_dir() {
         return Ok(false);
