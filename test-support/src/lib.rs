@@ -3,8 +3,8 @@
 //! identity and repos to clone ([`git`]), lookups in a JSON report ([`json`]), listings
 //! of a folder tree to prove nothing changed ([`tree`]), runs of a binary with a clean
 //! environment ([`process`]), the manifest pieces the sandbox's layout fixes
-//! ([`manifest`]), helpers for a sandboxed machine ([`sandbox`]) and the workspace's
-//! built binaries ([`workspace`]).
+//! ([`manifest`]), helpers for a sandboxed machine ([`sandbox`]), the workspace's
+//! built binaries ([`workspace`]) and the cached venv of ansible-core ([`python`]).
 //!
 //! A dev-dependency only, never one of a product crate. It is test code: like the test
 //! files, it spawns processes and writes files directly, hence the one `allow` below.
@@ -15,6 +15,7 @@ pub mod git;
 pub mod json;
 pub mod manifest;
 pub mod process;
+pub mod python;
 pub mod redact;
 pub mod sandbox;
 pub mod tree;
