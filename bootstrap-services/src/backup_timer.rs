@@ -8,9 +8,10 @@
 //!   manifest file; the first that fails stops the rest;
 //! - `pi-bootstrap-backup.timer` (`unit:pi-bootstrap-backup.timer`): `OnCalendar=` the
 //!   schedule, `Persistent=true` so a run missed while the machine was off happens at
-//!   the next boot. The schedule is checked with `systemd-analyze calendar` when it is
-//!   observed: a schedule systemd cannot read fails that item, with its place in the
-//!   manifest.
+//!   the next boot. The schedule is checked with `systemd-analyze calendar` when the
+//!   installed timer is missing or differs (one installed as the manifest gives it was
+//!   checked before it was written): a schedule systemd cannot read fails that item,
+//!   with its place in the manifest.
 //!
 //! Both are observed and applied as the repo's unit files are: a diff when they differ,
 //! `systemd-analyze verify --user` on a staged copy of the pair before they are
@@ -229,20 +230,23 @@ impl Resource for GeneratedUnit {
         if let Some(problem) = &self.problem {
             return Err(EngineError::Refused(problem.clone()));
         }
-        if let Some(schedule) = &self.schedule {
-            schedule.check()?;
-        }
         let wanted = self.content.as_bytes();
         let now = match fs::read(&self.target) {
+            // Installed as the manifest gives it: the schedule was checked before it was
+            // written, and the timer's own item says whether systemd runs it.
+            Ok(now) if now == wanted => return Ok(Observed::InSync),
             Ok(now) => now,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(schedule) = &self.schedule {
+                    schedule.check()?;
+                }
                 let diff = unified_diff(&self.target.display().to_string(), b"", wanted);
                 return Ok(Observed::Differs(Difference::new("missing").with_diff(diff)));
             }
             Err(e) => return Err(EngineError::io("read", &self.target)(e)),
         };
-        if now == wanted {
-            return Ok(Observed::InSync);
+        if let Some(schedule) = &self.schedule {
+            schedule.check()?;
         }
         let diff = unified_diff(&self.target.display().to_string(), &now, wanted);
         Ok(Observed::Differs(Difference::new("differs from what the manifest's backup section gives").with_diff(diff)))

@@ -1,12 +1,20 @@
 //! Linger: the user's systemd manager starts at boot and keeps running without a
 //! login, so the user services do too. Set with `loginctl enable-linger USER` (as
-//! root), read back with `loginctl show-user USER -p Linger --value`.
+//! root), read back from logind's file `/var/lib/systemd/linger/USER`, or when it is
+//! absent with `loginctl show-user USER -p Linger --value`.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use common::engine::{Ctx, Difference, EngineError, Observed, Resource};
 use common::exec::Cmd;
 use common::manifest::ItemId;
+
+/// Where systemd-logind keeps a file per user with linger on.
+const LINGER_DIR: &str = "/var/lib/systemd/linger";
+
+/// The folder systemd-logind keeps its users' state in while it runs.
+const LOGIND_USERS: &str = "/run/systemd/users";
 
 /// Linger for one user.
 #[derive(Debug, Clone)]
@@ -15,13 +23,20 @@ pub struct Linger {
     pub user: String,
 }
 
-/// The user running this step: `$USER`, else `id -un` (asked once).
+/// The user running this step: `$USER`, else its name in `/etc/passwd`, else `id -un`
+/// (asked once).
 pub fn current_user() -> String {
     static USER: OnceLock<String> = OnceLock::new();
     USER.get_or_init(|| {
-        std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
-            Cmd::new("id").arg("-un").output().map(|o| o.stdout.trim().to_owned()).unwrap_or_else(|_| "root".to_owned())
-        })
+        std::env::var("USER").ok().filter(|u| !u.is_empty()).or_else(common::sys::user_name_from_passwd).unwrap_or_else(
+            || {
+                Cmd::new("id")
+                    .arg("-un")
+                    .output()
+                    .map(|o| o.stdout.trim().to_owned())
+                    .unwrap_or_else(|_| "root".to_owned())
+            },
+        )
     })
     .clone()
 }
@@ -33,6 +48,15 @@ impl Linger {
     }
 
     fn read(&self) -> Result<Result<bool, String>, EngineError> {
+        // logind's own record: `enable-linger` writes this file and logind answers from
+        // it. Present: linger is on, and no process is spawned to ask.
+        if Path::new(LINGER_DIR).join(&self.user).exists() {
+            return Ok(Ok(true));
+        }
+        // logind makes this folder when it starts: without it there is no logind to ask.
+        if !Path::new(LOGIND_USERS).is_dir() {
+            return Ok(Err(format!("it is not running: no {LOGIND_USERS}")));
+        }
         let out = Cmd::new("loginctl").args(["show-user", self.user.as_str(), "--property=Linger", "--value"]).output();
         let out = match out {
             Ok(out) => out,

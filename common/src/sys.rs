@@ -13,6 +13,25 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The name of the user with the effective uid, from `/etc/passwd` (no process, no
+/// NSS lookup); `None` when the file does not name it (a user from LDAP, say: the caller
+/// asks `id -un` then).
+pub fn user_name_from_passwd() -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    name_of_uid(&passwd, euid())
+}
+
+/// The name of `uid` in the text of a passwd file (`name:password:uid:...`); the first
+/// line that names it wins, as in the C library's files lookup.
+fn name_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next().filter(|n| !n.is_empty() && !n.starts_with(['+', '-']))?;
+        let listed = fields.nth(1)?.parse::<u32>().ok()?;
+        (listed == uid).then(|| name.to_owned())
+    })
+}
+
 /// The processes descended from `pid` (children, grandchildren, ...), from
 /// `/proc/PID/task/*/children`; empty when /proc cannot tell.
 pub fn descendants(pid: u32) -> Vec<u32> {
@@ -49,5 +68,20 @@ pub fn kill(pid: u32) {
 pub fn crash_point(name: &str) {
     if std::env::var("PI_BOOTSTRAP_CRASH_AT").is_ok_and(|at| at == name) {
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_of_uid;
+
+    #[test]
+    fn a_uid_is_named_by_its_first_line_in_passwd() {
+        let passwd = "# comment\nroot:x:0:0:root:/root:/bin/bash\n+nis\nbad line\n\
+                      pi:x:1000:1000:Pi,,,:/home/pi:/bin/bash\nalias:x:1000:1000::/home/pi:/bin/sh\n";
+        assert_eq!(name_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_of_uid(passwd, 1000).as_deref(), Some("pi"));
+        assert_eq!(name_of_uid(passwd, 1001), None);
+        assert_eq!(name_of_uid("", 0), None);
     }
 }

@@ -3,6 +3,7 @@
 //! daemon-reload), all through `exec`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::exec::{Cmd, ExecError};
@@ -88,10 +89,16 @@ pub fn systemctl() -> Cmd {
     Cmd::new("systemctl").arg("--user").timeout(TIMEOUT)
 }
 
-/// Fails with a clear message when the user manager cannot be reached.
+/// Fails with a clear message when the user manager cannot be reached: a connection to
+/// its private socket, else `systemctl --user is-system-running`.
 pub fn ensure_reachable() -> Result<(), SystemdError> {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) {
+    let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) else {
         return Err(SystemdError::NoRuntimeDir);
+    };
+    // The manager's private socket, which `systemctl --user` itself connects to first:
+    // a manager that accepts a connection there is up, and no process is spawned.
+    if std::os::unix::net::UnixStream::connect(Path::new(&runtime).join("systemd/private")).is_ok() {
+        return Ok(());
     }
     let out = systemctl().arg("is-system-running").output()?;
     let state = out.stdout.trim();
