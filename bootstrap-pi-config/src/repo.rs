@@ -86,19 +86,23 @@ impl GitRepo {
         format!("refs/remotes/origin/{}", self.branch)
     }
 
-    /// `git fetch` of the declared branch into its remote-tracking ref, once.
+    /// `git fetch` of the declared branch into its remote-tracking ref, once. Without
+    /// git's automatic maintenance: a fetch that brings nothing has nothing to pack, and
+    /// the fast-forward that follows a fetch that brings commits runs it anyway.
     fn fetch_once(&self) -> &Result<(), String> {
         self.fetched.get_or_init(|| {
             let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking());
-            self.git().args(["fetch", "--quiet", "--no-tags", "origin", refspec.as_str()]).run().map(|_| ()).map_err(
-                |e| match e {
+            self.git()
+                .args(["fetch", "--quiet", "--no-tags", "--no-auto-maintenance", "origin", refspec.as_str()])
+                .run()
+                .map(|_| ())
+                .map_err(|e| match e {
                     // git's first line says it: "fatal: unable to access ...".
                     common::exec::ExecError::Failed { tail, .. } => {
                         tail.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("git fetch failed").to_owned()
                     }
                     other => other.to_string(),
-                },
-            )
+                })
         })
     }
 
@@ -148,11 +152,16 @@ impl GitRepo {
                 format!("as last fetched {} ago", show_age(age))
             }),
         };
+        let remote = format!("origin/{}", self.branch);
         let facts = Facts {
-            remote: format!("origin/{}", self.branch),
             age,
             fetch_failed,
-            ahead_behind: self.ahead_behind()?,
+            ahead_behind: match tree.ahead_behind {
+                // git status counted them against the declared remote's branch already.
+                Some(counts) if tree.upstream.as_deref() == Some(remote.as_str()) => Some(counts),
+                _ => self.ahead_behind()?,
+            },
+            remote,
             edited: tree.edited,
             untracked: tree.untracked,
             used: &self.used,
@@ -320,6 +329,39 @@ impl Facts<'_> {
     }
 }
 
+/// `remote.origin.url` in the text of a repo's `.git/config`, when the file says it
+/// plainly: `None` when it has an include, or the value is quoted, escaped or followed by
+/// a comment (git itself is asked then). The last value wins, as with `git config --get`.
+fn origin_url(config: &str) -> Option<String> {
+    let mut in_origin = false;
+    let mut url = None;
+    for line in config.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.strip_suffix(']')?.trim();
+            if header.to_ascii_lowercase().starts_with("include") {
+                return None;
+            }
+            in_origin = header == "remote \"origin\"";
+            continue;
+        }
+        if !in_origin {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        if key.trim().eq_ignore_ascii_case("url") {
+            let value = value.trim();
+            if value.contains(['"', '\\', '#', ';']) {
+                return None;
+            }
+            url = Some(value.to_owned());
+        }
+    }
+    url
+}
+
 /// `git rev-list --left-right --count A...B`: "AHEAD\tBEHIND".
 fn parse_left_right(text: &str) -> Option<(usize, usize)> {
     let mut counts = text.split_whitespace().map(str::parse::<usize>);
@@ -333,6 +375,10 @@ fn parse_left_right(text: &str) -> Option<(usize, usize)> {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct WorkTree {
     branch: String,
+    /// The branch's upstream (`origin/main`), when it has one.
+    upstream: Option<String>,
+    /// Commits ahead of and behind the upstream, when git could count them.
+    ahead_behind: Option<(usize, usize)>,
     /// Tracked files with edits, staged or not (renames by their new path).
     edited: Vec<String>,
     /// Untracked files (not ignored).
@@ -344,6 +390,14 @@ fn parse_status(porcelain: &str) -> WorkTree {
     for line in porcelain.lines() {
         if let Some(head) = line.strip_prefix("# branch.head ") {
             tree.branch = head.trim().to_owned();
+        } else if let Some(upstream) = line.strip_prefix("# branch.upstream ") {
+            tree.upstream = Some(upstream.trim().to_owned());
+        } else if let Some(counts) = line.strip_prefix("# branch.ab ") {
+            // "+AHEAD -BEHIND"
+            let mut counts = counts.split_whitespace().map(|c| c.trim_start_matches(['+', '-']).parse::<usize>());
+            if let (Some(Ok(ahead)), Some(Ok(behind))) = (counts.next(), counts.next()) {
+                tree.ahead_behind = Some((ahead, behind));
+            }
         } else if let Some(path) = line.strip_prefix("? ") {
             tree.untracked.push(path.to_owned());
         } else if let Some(rest) = line.strip_prefix("1 ") {
@@ -398,8 +452,13 @@ impl Resource for GitRepo {
                 "a clone that did not finish (no commit checked out): would move it aside into the state folder's kept copies and clone again",
             )));
         }
-        let remote = self.git().args(["config", "--get", "remote.origin.url"]).output()?;
-        let remote = remote.stdout.trim();
+        // The repo's own config, read directly when it plainly says the declared URL;
+        // git is asked otherwise (and always before a refusal).
+        let plain = std::fs::read_to_string(self.path.join(".git/config")).ok().and_then(|c| origin_url(&c));
+        let remote = match plain {
+            Some(url) if url == self.url => url,
+            _ => self.git().args(["config", "--get", "remote.origin.url"]).output()?.stdout.trim().to_owned(),
+        };
         if remote != self.url {
             return Err(EngineError::Refused(format!(
                 "the repo's origin is {remote:?}, the manifest says {:?}: fix one of them by hand (nothing is forced)",
@@ -455,7 +514,19 @@ mod tests {
     #[test]
     fn reads_branch_and_changes_from_porcelain_v2() {
         let clean = "# branch.oid abc\n# branch.head main\n# branch.upstream origin/main\n# branch.ab +0 -0\n";
-        assert_eq!(parse_status(clean), WorkTree { branch: "main".into(), ..WorkTree::default() });
+        assert_eq!(
+            parse_status(clean),
+            WorkTree {
+                branch: "main".into(),
+                upstream: Some("origin/main".into()),
+                ahead_behind: Some((0, 0)),
+                ..WorkTree::default()
+            }
+        );
+        let diverged = "# branch.head main\n# branch.upstream origin/main\n# branch.ab +2 -5\n";
+        assert_eq!(parse_status(diverged).ahead_behind, Some((2, 5)));
+        let gone = "# branch.head main\n# branch.upstream origin/main\n";
+        assert_eq!(parse_status(gone).ahead_behind, None);
         let dirty = "# branch.head dev\n\
                      1 .M N... 100644 100644 100644 a b pi/settings.json\n\
                      2 R. N... 100644 100644 100644 a b R100 pi/new name.md\tpi/old.md\n\
@@ -467,8 +538,23 @@ mod tests {
                 branch: "dev".into(),
                 edited: vec!["pi/settings.json".into(), "pi/new name.md".into(), "conflict.txt".into()],
                 untracked: vec!["notes/new file.txt".into()],
+                ..WorkTree::default()
             }
         );
+    }
+
+    #[test]
+    fn reads_the_origin_url_only_when_the_config_says_it_plainly() {
+        let config = "[core]\n\tbare = false\n[remote \"upstream\"]\n\turl = https://x/other.git\n\
+                      [remote \"origin\"]\n\turl = https://example.com/pi-config.git\n\
+                      \tfetch = +refs/heads/*:refs/remotes/origin/*\n[branch \"main\"]\n\tremote = origin\n";
+        assert_eq!(origin_url(config).as_deref(), Some("https://example.com/pi-config.git"));
+        assert_eq!(origin_url("[remote \"origin\"]\n  URL=/srv/a\n  url = /srv/b\n").as_deref(), Some("/srv/b"));
+        assert_eq!(origin_url("[core]\n\tbare = false\n"), None);
+        assert_eq!(origin_url("[include]\n\tpath = more\n[remote \"origin\"]\n\turl = /a\n"), None);
+        assert_eq!(origin_url("[remote \"origin\"]\n\turl = \"/a b\"\n"), None);
+        assert_eq!(origin_url("[remote \"origin\"]\n\turl = /a # old\n"), None);
+        assert_eq!(origin_url("[remote \"Origin\"]\n\turl = /a\n"), None);
     }
 
     #[test]
