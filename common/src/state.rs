@@ -14,6 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
@@ -113,9 +114,15 @@ impl StateDir {
         Ok(dest)
     }
 
-    /// Writes a state file atomically.
+    /// Writes a state file atomically; one that already holds `content` (with the
+    /// state's mode) is left as it is: a run that changes nothing writes nothing.
     pub fn write(&self, name: &str, content: &[u8]) -> Result<(), StateError> {
         let path = self.file(name);
+        let same_mode =
+            fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o777 == 0o600);
+        if same_mode && fs::read(&path).is_ok_and(|now| now == content) {
+            return Ok(());
+        }
         fsx::write_atomic(&path, content, Some(0o600)).map_err(io_err("cannot write", &path))
     }
 

@@ -240,8 +240,12 @@ impl Ledger {
         added
     }
 
-    /// Settles `path` now.
+    /// Settles `path` now; a path already settled the same way keeps the time it was
+    /// first (so a run that finds nothing new writes nothing).
     pub fn settle(&mut self, path: &Path, how: How, snapshot: Option<SnapshotRef>) {
+        if self.settled.get(path).is_some_and(|s| s.how == how && s.snapshot == snapshot) {
+            return;
+        }
         self.settled.insert(path.to_path_buf(), Settled { at: now_text(), how, snapshot });
     }
 }
