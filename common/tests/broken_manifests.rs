@@ -462,7 +462,9 @@ fn hostile_input_is_refused() -> TestResult {
         let started = std::time::Instant::now();
         let result = load_str(Path::new("hostile.yaml"), &text, sandbox.home.path(), &env);
         assert!(result.is_err(), "{what}: accepted");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{what}: took {:?}", started.elapsed());
+        // Not a speed figure: a bound that tells a refusal from a hang (the bomb expanded
+        // would be billions of nodes), wide enough for a loaded machine.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{what}: took {:?}", started.elapsed());
     }
     Ok(())
 }
