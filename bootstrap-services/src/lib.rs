@@ -165,7 +165,7 @@ struct Units<'a> {
 /// The properties asked of every unit besides the base ones: whether systemd holds an
 /// older version than the file (a run that died between writing and reloading), and
 /// when a timer fires next.
-const EXTRA_PROPERTIES: &[&str] = &["NeedDaemonReload", "NextElapseUSecRealtime"];
+pub const UNIT_PROPERTIES: &[&str] = &["NeedDaemonReload", "NextElapseUSecRealtime"];
 
 /// Unit files, daemon-reload, enable and start, restarts that are due; services whose
 /// data is awaiting its restore are installed but wait (see [`waiting`]); the backup
@@ -230,7 +230,7 @@ fn services(
     if timer.is_some() {
         names.push(timer_unit.clone());
     }
-    let before = match systemd::show(&names, EXTRA_PROPERTIES) {
+    let before = match systemd::show(&names, UNIT_PROPERTIES) {
         Ok(states) => states,
         Err(e) => {
             report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
@@ -375,7 +375,7 @@ fn services(
 
     // Without a reload, systemd has them as they were before.
     let reloaded = units_changed || stale;
-    let current = if reloaded { systemd::show(&names, EXTRA_PROPERTIES).unwrap_or_default() } else { before.clone() };
+    let current = if reloaded { systemd::show(&names, UNIT_PROPERTIES).unwrap_or_default() } else { before.clone() };
     let mut actions = Actions::default();
     for service in &chosen {
         let plan = plans.get(service.name.as_str()).copied().unwrap_or(Plan::Ensure);
@@ -404,7 +404,7 @@ fn services(
     }
     let touched: Vec<String> = to_start.iter().chain(&to_restart).cloned().collect();
     let acted = !(to_enable.is_empty() && touched.is_empty());
-    let after = if acted { systemd::wait_settled_with(&names, &touched, EXTRA_PROPERTIES) } else { current.clone() };
+    let after = if acted { systemd::wait_settled_with(&names, &touched, UNIT_PROPERTIES) } else { current.clone() };
     for service in &chosen {
         let name = service.name.as_str();
         let id = ItemId::new("service", name).0;
@@ -442,7 +442,7 @@ fn services(
         let mut now = state_of(&after, &timer_unit);
         if now.is_active() && !now.properties.contains_key("NextElapseUSecRealtime") {
             // The next elapse is only known once the timer runs.
-            now = systemd::show(std::slice::from_ref(&timer_unit), EXTRA_PROPERTIES)
+            now = systemd::show(std::slice::from_ref(&timer_unit), UNIT_PROPERTIES)
                 .ok()
                 .and_then(|s| s.into_iter().next())
                 .unwrap_or(now);

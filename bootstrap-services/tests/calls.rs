@@ -10,7 +10,6 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -18,11 +17,12 @@ use common::sandbox::{self, Machine};
 use test_support::TestResult;
 use test_support::json::{detail, from_output, item};
 use test_support::process::text;
-use test_support::sandbox::systemctl;
+use test_support::sandbox::{CallLog, systemctl};
 
 /// A repo with one unit file per service, each service running `exec`.
 struct Fixture {
     machine: Machine,
+    calls: CallLog,
 }
 
 /// A unit that runs `exec`, with `extra` lines in its `[Service]` section.
@@ -67,29 +67,14 @@ impl Fixture {
         );
         fs::write(machine.layout.root.join("pi-bootstrap.yaml"), manifest)?;
         // The programs the step asks, through scripts that write down each call.
-        let shim = machine.layout.root.join("shim");
-        fs::create_dir_all(&shim)?;
-        let log = machine.layout.root.join("calls.log");
-        for program in ["systemd-analyze", "systemctl", "loginctl", "id"] {
-            let real = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|dir| dir.join(program))
-                .find(|p| p.is_file())
-                .ok_or(format!("{program} is not on PATH"))?;
-            let script =
-                format!("#!/bin/sh\necho \"{program} $*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display());
-            fs::write(shim.join(program), script)?;
-            fs::set_permissions(shim.join(program), fs::Permissions::from_mode(0o755))?;
-        }
-        Ok(Fixture { machine })
+        let calls = CallLog::install(&machine, &["systemd-analyze", "systemctl", "loginctl", "id"])?;
+        Ok(Fixture { machine, calls })
     }
 
     /// A run, without `$USER` (so the step asks `id -un`), its calls written down.
     fn run(&self) -> Result<(Output, serde_json::Value), Box<dyn std::error::Error>> {
         let manifest = self.machine.layout.root.join("pi-bootstrap.yaml");
-        let path = std::env::join_paths(
-            std::iter::once(self.machine.layout.root.join("shim"))
-                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-        )?;
+        let path = self.calls.path()?;
         let out = self
             .machine
             .command(env!("CARGO_BIN_EXE_bootstrap-services"))
@@ -103,16 +88,14 @@ impl Fixture {
 
     /// Every call so far, as `PROGRAM ARGS...`; the log starts again empty.
     fn take_calls(&self) -> Vec<String> {
-        let log = self.machine.layout.root.join("calls.log");
-        let calls = fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_owned).collect();
-        let _ = fs::remove_file(&log);
-        calls
+        self.calls.take()
     }
 
     /// The `systemd-analyze verify` calls so far, each as the unit files it named.
     fn verify_calls(&self) -> Vec<Vec<String>> {
-        let log = fs::read_to_string(self.machine.layout.root.join("calls.log")).unwrap_or_default();
-        log.lines()
+        self.calls
+            .peek()
+            .iter()
             .filter(|line| line.starts_with("systemd-analyze verify "))
             .map(|line| {
                 line.split_whitespace()

@@ -2,8 +2,9 @@
 //! one call, and the few verbs the steps need (start, stop, restart, enable,
 //! daemon-reload), all through `exec`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::exec::{Cmd, ExecError};
@@ -113,10 +114,72 @@ pub fn ensure_reachable() -> Result<(), SystemdError> {
 /// for 1,000 names, 0.4 s by pattern).
 const BY_PATTERN_ABOVE: usize = 64;
 
+/// One look at every loaded unit matching some patterns, with some properties, taken
+/// by [`look_once`] and answering [`show`] and [`show_all`] for the rest of the process
+/// (until something acts on a unit).
+#[derive(Debug)]
+struct Look {
+    patterns: BTreeSet<String>,
+    properties: BTreeSet<String>,
+    units: BTreeMap<String, UnitState>,
+}
+
+static LOOK: Mutex<Option<Look>> = Mutex::new(None);
+
+fn look() -> std::sync::MutexGuard<'static, Option<Look>> {
+    LOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Asks systemd once for every loaded unit matching `patterns` (such as `*.service`)
+/// with the base properties and `extra`, and keeps the answer: the later [`show`] and
+/// [`show_all`] calls of this process that it covers are answered from it, and only the
+/// units it does not hold (not loaded) are asked by name. For a reader that changes
+/// nothing and asks from several places, such as the audit; [`act`] and
+/// [`daemon_reload`] forget it. When systemd cannot be asked, nothing is kept and each
+/// call asks (and fails) on its own.
+pub fn look_once(patterns: &[&str], extra: &[&str]) {
+    if !patterns.iter().all(|p| is_kind_pattern(p)) {
+        return;
+    }
+    if let Ok(units) = show_all(patterns, extra) {
+        *look() = Some(Look {
+            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+            properties: BASE_PROPERTIES.iter().chain(extra).map(|p| (*p).to_owned()).collect(),
+            units: units.into_iter().map(|u| (u.id.clone(), u)).collect(),
+        });
+    }
+}
+
+/// A pattern for every unit of one kind, such as `*.service`: the only patterns a
+/// [`look_once`] answers for.
+fn is_kind_pattern(pattern: &str) -> bool {
+    pattern.strip_prefix("*.").is_some_and(|kind| !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+/// The pattern of `unit`'s kind, `*.service` for `web.service`.
+fn kind_pattern(unit: &str) -> Option<String> {
+    unit.rsplit_once('.').map(|(_, kind)| format!("*.{kind}"))
+}
+
 /// The state of every unit in `units`, in order: one `systemctl --user show` call (two
-/// when many units are asked for and some are not loaded). `extra` names more
-/// properties to read (e.g. `MainPID`).
+/// when many units are asked for and some are not loaded; none for those the
+/// [`look_once`] holds). `extra` names more properties to read (e.g. `MainPID`).
 pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    let known: Option<BTreeMap<String, UnitState>> = look().as_ref().and_then(|look| {
+        let covered = extra.iter().all(|p| look.properties.contains(*p))
+            && units.iter().all(|u| kind_pattern(u).is_some_and(|k| look.patterns.contains(&k)));
+        covered.then(|| units.iter().filter_map(|u| look.units.get(u).map(|s| (u.clone(), s.clone()))).collect())
+    });
+    if let Some(mut by_name) = known {
+        let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
+        for state in show_named(&missing, extra)? {
+            by_name.insert(state.id.clone(), state);
+        }
+        return Ok(units
+            .iter()
+            .map(|u| by_name.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
+            .collect());
+    }
     if units.len() <= BY_PATTERN_ABOVE {
         return show_named(units, extra);
     }
@@ -136,8 +199,20 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
         .collect())
 }
 
-/// Every loaded unit matching `patterns` (such as `*.service`), in one call.
+/// Every loaded unit matching `patterns` (such as `*.service`), in one call (none when
+/// the [`look_once`] holds them).
 pub fn show_all(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    if let Some(look) = look().as_ref()
+        && patterns.iter().all(|p| is_kind_pattern(p) && look.patterns.contains(*p))
+        && extra.iter().all(|p| look.properties.contains(*p))
+    {
+        return Ok(look
+            .units
+            .values()
+            .filter(|u| kind_pattern(&u.id).is_some_and(|k| patterns.contains(&k.as_str())))
+            .cloned()
+            .collect());
+    }
     let out = systemctl().arg("show").arg("--all").arg(properties(extra)).args(patterns.iter().copied()).run()?;
     Ok(parse_show(&out.stdout))
 }
@@ -195,6 +270,7 @@ pub fn act(verb: &str, units: &[String]) -> Result<(), SystemdError> {
     if units.is_empty() {
         return Ok(());
     }
+    *look() = None;
     systemctl().arg(verb).args(units.iter().cloned()).run()?;
     Ok(())
 }
@@ -344,6 +420,7 @@ fn may_die_after_start(state: &UnitState) -> bool {
 
 /// `systemctl --user daemon-reload`.
 pub fn daemon_reload() -> Result<(), SystemdError> {
+    *look() = None;
     systemctl().arg("daemon-reload").run()?;
     Ok(())
 }
@@ -351,6 +428,16 @@ pub fn daemon_reload() -> Result<(), SystemdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_patterns_of_a_whole_kind_are_looked_at_once() {
+        assert!(is_kind_pattern("*.service") && is_kind_pattern("*.timer"));
+        for other in ["pi-*.service", "*", "*.", "web.service", "*.ser*"] {
+            assert!(!is_kind_pattern(other), "{other}");
+        }
+        assert_eq!(kind_pattern("web.service").as_deref(), Some("*.service"));
+        assert_eq!(kind_pattern("nodot"), None);
+    }
 
     #[test]
     fn parses_one_block_per_unit() {

@@ -271,6 +271,18 @@ fn scan_host(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Vec<(Cate
 
 /// Audits the host against the manifest. Changes nothing.
 pub fn audit(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Audit, UnknownItem> {
+    // One look at the user manager's services and timers, with what every part asks of
+    // them (the declared services, the undeclared units, the scheduled backup), instead
+    // of a `systemctl --user show` each.
+    if common::systemd::ensure_reachable().is_ok() {
+        let properties: Vec<&str> = bootstrap_services::UNIT_PROPERTIES
+            .iter()
+            .chain(scan::units::PROPERTIES)
+            .chain(backup::SCHEDULE_PROPERTIES)
+            .copied()
+            .collect();
+        common::systemd::look_once(&["*.service", "*.timer"], &properties);
+    }
     let (steps, scans) = std::thread::scope(|scope| {
         let scans = scope.spawn(|| scan_host(manifest, ctx, options));
         let steps = observe_steps(manifest, ctx, options);

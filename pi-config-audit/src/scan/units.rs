@@ -39,6 +39,9 @@ pub enum Manager {
     Units(BTreeMap<String, UnitState>),
 }
 
+/// What the scan reads of each unit besides the base properties.
+pub const PROPERTIES: &[&str] = &["EnvironmentFiles"];
+
 /// Asks the user manager once for every loaded service and timer.
 pub fn query_manager() -> Manager {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) {
@@ -46,7 +49,7 @@ pub fn query_manager() -> Manager {
             "XDG_RUNTIME_DIR is not set, so the systemd user manager cannot be reached".into(),
         );
     }
-    match common::systemd::show_all(&["*.service", "*.timer"], &["EnvironmentFiles"]) {
+    match common::systemd::show_all(&["*.service", "*.timer"], PROPERTIES) {
         Ok(units) => Manager::Units(units.into_iter().map(|u| (u.id.clone(), u)).collect()),
         Err(e) => Manager::Unreachable(format!("the systemd user manager cannot be asked: {e}")),
     }
