@@ -325,8 +325,11 @@ fn three_hosts_are_restored_checked_and_audited_through_ansible_over_ssh() -> Te
     assert!(check.text.contains("-# edited by hand on vps"), "{}", check.text);
     assert_eq!(fs::read_to_string(&unit)?, edited, "--check changed nothing");
 
-    // The audit: never changed; with fail_on_drift, vps alone fails.
-    let audit = controller.playbook("pi_bootstrap.host.audit", &["-e", "pi_bootstrap_fail_on_drift=true"])?;
+    // The audit: never changed; with fail_on_drift, vps alone fails. The kit as an
+    // unpacked folder this time: the same binaries, nothing copied.
+    let kit_dir = format!("pi_bootstrap_kit={}", dir.join("kit/pi-bootstrap-kit").display());
+    let audit =
+        controller.playbook("pi_bootstrap.host.audit", &["-e", "pi_bootstrap_fail_on_drift=true", "-e", &kit_dir])?;
     assert_ne!(audit.code, Some(0), "{}", audit.text);
     assert_eq!(audit.count("vps", "failed"), 1, "{}", audit.text);
     assert!(audit.text.contains("unit:fleet-web.service"), "{}", audit.text);
