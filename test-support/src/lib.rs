@@ -4,13 +4,15 @@
 //! of a folder tree to prove nothing changed ([`tree`]), runs of a binary with a clean
 //! environment ([`process`]), the manifest pieces the sandbox's layout fixes
 //! ([`manifest`]), helpers for a sandboxed machine ([`sandbox`]), the workspace's
-//! built binaries ([`workspace`]) and the cached venv of ansible-core ([`python`]).
+//! built binaries ([`workspace`]), the cached venv of ansible-core ([`python`]) and hosts
+//! of a fleet reached over real SSH inside a sandbox ([`fleet`]).
 //!
 //! A dev-dependency only, never one of a product crate. It is test code: like the test
 //! files, it spawns processes and writes files directly, hence the one `allow` below.
 
 #![allow(clippy::disallowed_methods)]
 
+pub mod fleet;
 pub mod git;
 pub mod json;
 pub mod manifest;

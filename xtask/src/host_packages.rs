@@ -27,6 +27,11 @@ pub const FOR_TESTS: &[Needed] = &[
     need("tmux", "tmux"),
     // bootstrap-validate's tests check the JUnit file against a JUnit schema.
     need("xmllint", "libxml2-utils"),
+    // The fleet test: a real sshd (with the ssh client) for the hosts Ansible reaches,
+    // and the kit's binaries stripped as a release kit's are.
+    need("sshd", "openssh-server"),
+    need("ssh", "openssh-client"),
+    need("strip", "binutils"),
 ];
 
 /// What `cargo xtask drill` needs.

@@ -38,6 +38,8 @@ pub const WELL_KNOWN: &[&str] = &[
     ".cargo",
     ".rustup",
     ".pki",
+    // Ansible's remote temporary folder (`~/.ansible/tmp`), made again by every run.
+    ".ansible",
     // Histories and small tool state.
     ".bash_history",
     ".zsh_history",
