@@ -1,5 +1,5 @@
 //! File writes that never leave a half-written file: temp file in the same folder,
-//! fsync, rename.
+//! fsync, rename; and the few questions about a file tree the steps share.
 
 use std::fs;
 use std::io::{self, Write};
@@ -47,6 +47,20 @@ pub fn mode_of(path: &Path) -> io::Result<Option<u32>> {
 /// Sets the permission bits of a file.
 pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// Does `path` hold nothing but folders (a tree of empty folders: no data)?
+pub fn only_folders(path: &Path) -> io::Result<bool> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(false);
+    }
+    for entry in fs::read_dir(path)? {
+        if !only_folders(&entry?.path())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -99,6 +99,8 @@ pub(super) fn first_look(path: &DataPath, ledger: &Ledger, provenance: &Provenan
         Standing::Settled(settled) => {
             return match local {
                 Local::Data => Decision::Ok(format!("this host's data: {}", settled.describe())),
+                // Empty when it was settled, and still: nothing of it was lost since.
+                Local::Empty if settled.empty => Decision::Ok(format!("empty, as when {}", settled.describe())),
                 _ if settled.how == How::NothingToRestore => Decision::Ok(format!(
                     "{}: {}",
                     if local == Local::Missing { "missing" } else { "empty" },

@@ -211,19 +211,7 @@ pub fn restore_one(
     batch.put_in_place(path, stays, snapshot, state)
 }
 
-/// Does `path` hold nothing but folders (a tree of empty folders: no data)?
-pub(super) fn only_folders(path: &Path) -> io::Result<bool> {
-    let meta = fs::symlink_metadata(path)?;
-    if !meta.is_dir() {
-        return Ok(false);
-    }
-    for entry in fs::read_dir(path)? {
-        if !only_folders(&entry?.path())? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
+pub(super) use common::fsx::only_folders;
 
 /// Removes a tree of empty folders, deepest first (`remove_dir` refuses anything else).
 fn remove_empty_folders(path: &Path) -> io::Result<()> {

@@ -108,6 +108,10 @@ pub struct Settled {
     pub how: How,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotRef>,
+    /// It was a tree of empty folders when it was settled: one that still is has lost
+    /// nothing since, and the repository need not be asked again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty: bool,
 }
 
 impl Settled {
@@ -243,10 +247,11 @@ impl Ledger {
     /// Settles `path` now; a path already settled the same way keeps the time it was
     /// first (so a run that finds nothing new writes nothing).
     pub fn settle(&mut self, path: &Path, how: How, snapshot: Option<SnapshotRef>) {
-        if self.settled.get(path).is_some_and(|s| s.how == how && s.snapshot == snapshot) {
+        let empty = crate::fsx::only_folders(path).unwrap_or(false);
+        if self.settled.get(path).is_some_and(|s| s.how == how && s.snapshot == snapshot && s.empty == empty) {
             return;
         }
-        self.settled.insert(path.to_path_buf(), Settled { at: now_text(), how, snapshot });
+        self.settled.insert(path.to_path_buf(), Settled { at: now_text(), how, snapshot, empty });
     }
 }
 
@@ -279,6 +284,7 @@ mod tests {
             at: "2026-11-30T10:00:00.5Z".into(),
             how: How::Restored,
             snapshot: Some(SnapshotRef { id: "1a2b3c4d".into(), time: "2026-11-29T10:00:00Z".into() }),
+            empty: false,
         };
         assert_eq!(settled.describe(), "restored from snapshot 1a2b3c4d on 2026-11-30 10:00:00 UTC");
         let nothing = Settled { how: How::NothingToRestore, snapshot: None, ..settled };
