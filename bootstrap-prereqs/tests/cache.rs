@@ -5,7 +5,8 @@
 //! rewritten), a link pointed elsewhere, another argv or env, a removal are all seen; a
 //! raised requirement is judged on the cached version; shells and shell scripts are run
 //! every time; a corrupt cache is reported, not used, kept aside and rebuilt; and the
-//! audit's read-only observation uses the cache and writes nothing.
+//! audit's read-only observation uses the cache and writes nothing (with `--deep`, it
+//! runs the tool and still writes nothing).
 
 #![allow(clippy::disallowed_methods)]
 
@@ -332,6 +333,12 @@ fn the_audits_read_only_observation_uses_the_cache_and_writes_nothing() -> TestR
     let audit = check(&prereqs, &state, Verbosity::Normal);
     assert_eq!(detail(&audit), format!("1.2.3 {CACHED}"));
     assert_eq!(host.runs(), 2, "the audit ran a tool whose answer is cached");
+    assert_eq!(fs::read(host.cache_file())?, written);
+
+    // The audit's --deep: the check runs whatever the cache holds, and writes nothing.
+    let deep = run(&prereqs, &state, Options { check: true, deep: true, verbosity: Verbosity::Normal });
+    assert_eq!(detail(&deep), "1.2.3");
+    assert_eq!(host.runs(), 3, "--deep did not run the tool");
     assert_eq!(fs::read(host.cache_file())?, written);
     Ok(())
 }

@@ -132,6 +132,7 @@ fn audit(host: &Host, prereqs: bool) -> usize {
         backup: &NoBackupCheck,
         proc_net: PathBuf::from("/proc/net"),
         prereqs,
+        deep_prereqs: false,
         fetch: bootstrap_pi_config::Fetch::No,
     };
     match pi_config_audit::audit(&host.manifest, &host.ctx(), &options) {
@@ -177,6 +178,7 @@ fn benches(c: &mut Criterion) {
         backup: &NoBackupCheck,
         proc_net: PathBuf::from("/proc/net"),
         prereqs: false,
+        deep_prereqs: false,
         fetch: bootstrap_pi_config::Fetch::No,
     };
     let audited = match pi_config_audit::audit(&generated.manifest, &generated.ctx(), &options) {

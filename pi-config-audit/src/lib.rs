@@ -52,9 +52,11 @@ pub struct Args {
     /// fetched, offline.
     #[arg(long)]
     pub fetch: bool,
-    /// Ask the restic repository for backup freshness; without it, the local record
-    /// that bootstrap-data backup, restore and verify write answers when there is one
-    /// (a snapshot made by anything else since shows only with --deep).
+    /// Ask the restic repository for backup freshness, and run every prerequisite's
+    /// check command; without it, the local record that bootstrap-data backup, restore
+    /// and verify write answers when there is one (a snapshot made by anything else
+    /// since shows only with --deep), and a version found before is taken from the
+    /// cache while its binary is unchanged.
     #[arg(long)]
     pub deep: bool,
 }
@@ -84,6 +86,7 @@ impl common::step::Step for AuditStep {
         }
         if args.deep {
             options.backup = &BootstrapData { deep: true };
+            options.deep_prereqs = true;
         }
         let audit = audit(manifest, ctx, &options)?.only(&args.common.only)?;
         let rendered = common::step::Rendered {
@@ -102,8 +105,11 @@ pub struct Options<'a> {
     pub backup: &'a dyn BackupStatus,
     /// The folder holding `tcp` and `tcp6` (`/proc/net`).
     pub proc_net: PathBuf,
-    /// Run the prerequisites' check commands (one each, in parallel).
+    /// Observe the prerequisites (each check command in parallel, or its cached
+    /// answer while the binary is unchanged).
     pub prereqs: bool,
+    /// Run every prerequisite's check command, whatever the cache holds (`--deep`).
+    pub deep_prereqs: bool,
     /// Whether the repo is fetched before it is compared with its remote.
     pub fetch: bootstrap_pi_config::Fetch,
 }
@@ -116,6 +122,7 @@ impl Options<'static> {
             backup: &BootstrapData { deep: false },
             proc_net: PathBuf::from("/proc/net"),
             prereqs: true,
+            deep_prereqs: false,
             fetch: bootstrap_pi_config::Fetch::No,
         }
     }
@@ -174,7 +181,9 @@ fn observe_steps(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Resul
     let (prereqs, pi_config, services) = std::thread::scope(|scope| {
         let prereqs = scope.spawn(|| {
             let prereqs: Vec<_> = manifest.prereqs.iter().collect();
-            options.prereqs.then(|| bootstrap_prereqs::check(&prereqs, &ctx.state, options.verbosity))
+            let observe =
+                bootstrap_prereqs::Options { check: true, deep: options.deep_prereqs, verbosity: options.verbosity };
+            options.prereqs.then(|| bootstrap_prereqs::run(&prereqs, &ctx.state, observe))
         });
         let services = scope.spawn(|| bootstrap_services::run(manifest, ctx, &check));
         let plan = bootstrap_pi_config::plan(manifest, options.fetch);
