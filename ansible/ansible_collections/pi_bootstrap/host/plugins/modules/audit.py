@@ -24,13 +24,9 @@ options:
     type: bool
     default: false
   deep:
-    description: Ask the backup repository instead of the local record (C(--deep)).
+    description: Ask the backup repository instead of the local record, and run every prerequisite's check command (C(--deep)).
     type: bool
     default: false
-  bin_dir:
-    description: The folder of the installed binaries.
-    type: path
-    default: ~/.local/lib/pi-bootstrap/bin
   manifest:
     description: The host's manifest.
     type: path
@@ -38,18 +34,8 @@ options:
     description: Variables for the audit's environment, secrets included. Never logged, never shown.
     type: dict
     default: {}
-  runtime_dir:
-    description:
-      - E(XDG_RUNTIME_DIR) of the user manager. Default, the session's, else
-        C(/run/user/UID) when it exists.
-    type: path
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-author:
-  - pi-bootstrap contributors
+extends_documentation_fragment:
+  - pi_bootstrap.host.host
 """
 
 EXAMPLES = r"""

@@ -37,10 +37,6 @@ options:
     type: list
     elements: str
     default: []
-  bin_dir:
-    description: The folder of the installed binaries.
-    type: path
-    default: ~/.local/lib/pi-bootstrap/bin
   manifest:
     description:
       - The host's manifest. Without it, E(PI_BOOTSTRAP_MANIFEST), then the nearest
@@ -52,18 +48,8 @@ options:
         of the manifest). Never logged, never shown.
     type: dict
     default: {}
-  runtime_dir:
-    description:
-      - E(XDG_RUNTIME_DIR) of the user manager. Default, the session's, else
-        C(/run/user/UID) when it exists.
-    type: path
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-author:
-  - pi-bootstrap contributors
+extends_documentation_fragment:
+  - pi_bootstrap.host.host
 """
 
 EXAMPLES = r"""
