@@ -102,12 +102,7 @@ pub struct Programs {
 
 /// Our two file-level steps, one after the other, with `--json`: their times added,
 /// the worse exit code, and each step's summary.
-fn ours(
-    sh: &Shell,
-    programs: &Programs,
-    check: bool,
-    peaks: &mut Peaks,
-) -> Result<(Measured, Vec<serde_json::Value>)> {
+fn ours(sh: &Shell, programs: &Programs, check: bool, peaks: &mut Peaks) -> Result<(Measured, Vec<serde_json::Value>)> {
     let manifest = &programs.manifest;
     let check = check.then_some("--check");
     let mut total: Option<Measured> = None;
@@ -223,14 +218,7 @@ struct Times {
 }
 
 /// One round of one side on a fresh HOME; every run's outcome checked.
-fn round(
-    sh: &Shell,
-    programs: &Programs,
-    side: Side,
-    home: &Path,
-    times: &mut Times,
-    peaks: &mut Peaks,
-) -> Result<()> {
+fn round(sh: &Shell, programs: &Programs, side: Side, home: &Path, times: &mut Times, peaks: &mut Peaks) -> Result<()> {
     let fail = |phase: &str, run: &Measured| -> Box<dyn std::error::Error> {
         format!("{side:?}, {phase}: unexpected outcome ({:?}):\n{}{}", run.code, run.stdout, run.stderr).into()
     };
