@@ -50,17 +50,21 @@ fn release() -> bool {
 }
 
 /// Runs one step binary from `bin_dir` with `flags`; with `capture` its output is
-/// returned, otherwise it goes to the terminal. Its peak memory is appended to the
-/// file `$PI_BOOTSTRAP_BENCH_MEMORY_FILE` names, when set.
+/// returned, otherwise it goes to the terminal. When `$PI_BOOTSTRAP_BENCH_MEMORY_FILE`
+/// names a file, the step runs under GNU time and its peak memory is appended there.
 pub fn run_step(sh: &Shell, bin_dir: &Path, step: &Step, flags: &[String], capture: bool) -> Result<StepRun> {
     let bin = bin_dir.join(step.bin);
     let args = step.args;
     let command: std::process::Command = cmd!(sh, "{bin} {args...} {flags...}").into();
-    let run = crate::bench::measure::run(command, capture)?;
-    if let Some(file) = std::env::var_os(PEAK_MEMORY_FILE_VAR) {
+    let Some(file) = std::env::var_os(PEAK_MEMORY_FILE_VAR) else {
+        let run = crate::bench::measure::run(command, capture)?;
+        return Ok(StepRun { code: run.code, took: run.took, stdout: run.stdout, stderr: run.stderr });
+    };
+    let run = crate::bench::measure::run_with_memory(sh, command, capture)?;
+    if let Some(kib) = run.max_rss_kib {
         use std::io::Write as _;
         let mut file = fs_err::OpenOptions::new().create(true).append(true).open(file)?;
-        writeln!(file, "{}\t{}", step.bin, run.max_rss_kib)?;
+        writeln!(file, "{}\t{kib}", step.bin)?;
     }
     Ok(StepRun { code: run.code, took: run.took, stdout: run.stdout, stderr: run.stderr })
 }

@@ -35,9 +35,6 @@ pub const SECRETS: &[(&str, &str)] = &[
     ("ANTHROPIC_API_KEY", "canary-bench-anthropic-c3f7"),
 ];
 
-/// Each run's binary and peak memory (KiB).
-pub type Peaks = Vec<(String, u64)>;
-
 /// The phases of one round, in order.
 const PHASES: [&str; 4] = ["first apply", "no-op rerun", "check", "check after drift"];
 
@@ -102,7 +99,7 @@ pub struct Programs {
 
 /// Our two file-level steps, one after the other, with `--json`: their times added,
 /// the worse exit code, and each step's summary.
-fn ours(sh: &Shell, programs: &Programs, check: bool, peaks: &mut Peaks) -> Result<(Measured, Vec<serde_json::Value>)> {
+fn ours(sh: &Shell, programs: &Programs, check: bool) -> Result<(Measured, Vec<serde_json::Value>)> {
     let manifest = &programs.manifest;
     let check = check.then_some("--check");
     let mut total: Option<Measured> = None;
@@ -110,7 +107,6 @@ fn ours(sh: &Shell, programs: &Programs, check: bool, peaks: &mut Peaks) -> Resu
     for bin in ["bootstrap-pi-config", "bootstrap-services"] {
         let program = programs.bin_dir.join(bin);
         let run = measure::run(cmd!(sh, "{program} --manifest {manifest} --json {check...}").into(), true)?;
-        peaks.push((bin.to_owned(), run.max_rss_kib));
         let report: serde_json::Value = serde_json::from_str(&run.stdout)
             .map_err(|e| format!("{bin} printed no JSON report ({e}): {}{}", run.stdout, run.stderr))?;
         summaries.push(serde_json::json!({"summary": report["summary"], "commands": report["commands"]}));
@@ -118,7 +114,6 @@ fn ours(sh: &Shell, programs: &Programs, check: bool, peaks: &mut Peaks) -> Resu
             None => run,
             Some(mut sum) => {
                 sum.took += run.took;
-                sum.max_rss_kib = sum.max_rss_kib.max(run.max_rss_kib);
                 sum.code = sum.code.max(run.code);
                 sum.stdout.push_str(&run.stdout);
                 sum.stderr.push_str(&run.stderr);
@@ -218,7 +213,7 @@ struct Times {
 }
 
 /// One round of one side on a fresh HOME; every run's outcome checked.
-fn round(sh: &Shell, programs: &Programs, side: Side, home: &Path, times: &mut Times, peaks: &mut Peaks) -> Result<()> {
+fn round(sh: &Shell, programs: &Programs, side: Side, home: &Path, times: &mut Times) -> Result<()> {
     let fail = |phase: &str, run: &Measured| -> Box<dyn std::error::Error> {
         format!("{side:?}, {phase}: unexpected outcome ({:?}):\n{}{}", run.code, run.stdout, run.stderr).into()
     };
@@ -229,7 +224,7 @@ fn round(sh: &Shell, programs: &Programs, side: Side, home: &Path, times: &mut T
         let check = i >= 2;
         let (run, ok) = match side {
             Side::Ours => {
-                let (run, summaries) = ours(sh, programs, check, peaks)?;
+                let (run, summaries) = ours(sh, programs, check)?;
                 let ok = ours_as_expected(i, &run, &summaries);
                 (run, ok)
             }
@@ -248,7 +243,6 @@ fn round(sh: &Shell, programs: &Programs, side: Side, home: &Path, times: &mut T
         times.phases[i].push(run.took);
         if side == Side::Ours && i >= 2 {
             let audited = audit(sh, programs)?;
-            peaks.push(("pi-config-audit".to_owned(), audited.max_rss_kib));
             let expected = if i == 3 { 1 } else { 0 };
             if audited.code != Some(expected) {
                 return Err(fail(if i == 3 { "audit after drift" } else { "audit" }, &audited));
@@ -267,19 +261,18 @@ pub fn run(
     nginx_prefix: &Path,
     rounds: u32,
     build: &str,
-) -> Result<(Vec<Figure>, Peaks)> {
+) -> Result<Vec<Figure>> {
     println!(
         "\n== side by side with Ansible: the example host's file-level work, {rounds} rounds per side, alternating ({build} build of ours)"
     );
     let mut ours_times = Times::default();
     let mut theirs_times = Times::default();
-    let mut peaks = Vec::new();
     for r in 0..rounds {
         let order = if r % 2 == 0 { [Side::Ours, Side::Theirs] } else { [Side::Theirs, Side::Ours] };
         for side in order {
             reset(sh, home, nginx_prefix)?;
             let times = if side == Side::Ours { &mut ours_times } else { &mut theirs_times };
-            round(sh, programs, side, home, times, &mut peaks)?;
+            round(sh, programs, side, home, times)?;
         }
         println!("   round {} of {rounds} done", r + 1);
     }
@@ -301,6 +294,7 @@ pub fn run(
             if met { "met" } else { "NOT MET" }
         );
         figures.push(Figure::new(
+            "vs-ansible",
             format!(
                 "{phase} of the example host's file-level work: Ansible {} / ours {} ({build})",
                 ms(theirs),
@@ -323,6 +317,7 @@ pub fn run(
             ms(theirs)
         );
         figures.push(Figure::new(
+            "vs-ansible",
             format!(
                 "{label} (`pi-config-audit`, whole host) against Ansible's check: {} / {} ({build})",
                 ms(theirs),
@@ -334,5 +329,5 @@ pub fn run(
         ));
     }
     println!("{DIFFERENCES}");
-    Ok((figures, peaks))
+    Ok(figures)
 }

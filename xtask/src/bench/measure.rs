@@ -1,16 +1,23 @@
-//! One program run, measured: its exit code, its wall time and its peak memory (the
-//! maximum resident set size the kernel reports through `wait4` for the process and
-//! the programs it waited for), with its output captured or passed to the terminal.
+//! One program run, measured: its exit code, its wall time and, when asked, its peak
+//! memory (the maximum resident set size, from GNU time's `%M`: what `wait4` reports
+//! for a child that GNU time forked, so it is the program's own peak and the programs
+//! it waited for, not this process's).
 //!
-//! `wait4` is the one way to get a child's own `rusage` (`getrusage(RUSAGE_CHILDREN)`
-//! would mix every child this process ever reaped), so the child is reaped here rather
-//! than by `std::process::Child::wait`.
+//! Why GNU time and not `wait4` here: std starts a child with `vfork`-like
+//! `posix_spawn`, and Linux carries the parent's high-water mark into the child's
+//! `ru_maxrss` at `exec`; the drill's xtask process holds hundreds of MiB, which every
+//! step would then seem to use (measured: 327 MiB for each binary).
 
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use xshell::{Shell, cmd};
+
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+/// GNU time (Debian package `time`).
+pub const GNU_TIME: &str = "/usr/bin/time";
 
 /// What one run of a program did.
 #[derive(Debug, Clone)]
@@ -18,8 +25,9 @@ pub struct Measured {
     /// The exit code; `None` when a signal ended it.
     pub code: Option<i32>,
     pub took: Duration,
-    /// Peak resident memory of the process and the descendants it waited for, in KiB.
-    pub max_rss_kib: u64,
+    /// Peak resident memory of the program and the descendants it waited for, in KiB
+    /// (with [`run_with_memory`]).
+    pub max_rss_kib: Option<u64>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -33,49 +41,52 @@ pub fn run(mut command: Command, capture: bool) -> Result<Measured> {
     let shown = format!("{command:?}");
     let started = Instant::now();
     let mut child = command.spawn().map_err(|e| format!("cannot start {shown}: {e}"))?;
-    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let stderr = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let pid = i32::try_from(child.id()).map_err(|_| format!("{shown}: a process id out of range"))?;
-    let (status, usage) = wait4(pid).map_err(|e| format!("cannot wait for {shown}: {e}"))?;
+    let stdout = read_on_a_thread(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = read_on_a_thread(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let status = child.wait().map_err(|e| format!("cannot wait for {shown}: {e}"))?;
     let took = started.elapsed();
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     Ok(Measured {
-        code,
+        code: status.code(),
         took,
-        // Linux reports ru_maxrss in KiB.
-        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        max_rss_kib: None,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
 }
 
-/// Waits for `pid` (retrying on EINTR) and returns its wait status and resource usage.
-#[allow(unsafe_code, reason = "wait4 has no safe wrapper in std or xshell; the structs are plain data")]
-fn wait4(pid: i32) -> std::io::Result<(i32, libc::rusage)> {
-    loop {
-        let mut status = 0;
-        // SAFETY: rusage is plain old data, all zeroes is a valid value; both pointers
-        // point to locals that outlive the call.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: as above; pid is our own child, not reaped yet.
-        let got = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
-        if got == pid {
-            return Ok((status, usage));
-        }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            return Err(error);
-        }
+/// [`run`] under GNU time, which writes the peak memory to a file of its own (the
+/// program's stderr stays the program's). The time includes GNU time's own start
+/// (about a millisecond).
+pub fn run_with_memory(sh: &Shell, command: Command, capture: bool) -> Result<Measured> {
+    let report = tempfile::NamedTempFile::new()?;
+    let file = report.path();
+    let program = command.get_program();
+    let args: Vec<&std::ffi::OsStr> = command.get_args().collect();
+    let mut wrapped: Command = cmd!(sh, "{GNU_TIME} --format %M --output {file} {program} {args...}").into();
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(name, value),
+            None => wrapped.env_remove(name),
+        };
     }
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let mut run = run(wrapped, capture)?;
+    let text = fs_err::read_to_string(file)?;
+    // GNU time writes "Command exited with non-zero status N" before the figure.
+    run.max_rss_kib = text.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
+    Ok(run)
+}
+
+fn read_on_a_thread(pipe: Option<Box<dyn std::io::Read + Send>>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
 }
 
 /// The median of `times` (the upper one of an even count).

@@ -4,7 +4,7 @@
 //! - `--criterion`: the criterion benchmarks of the workspace (`cargo bench`).
 //! - `--noop`: the drill (`cargo xtask drill --bench N`) restores the example host,
 //!   then times N no-op runs of every step and of the audit; every step run of the
-//!   drill also reports its peak memory (`wait4`), collected here per binary.
+//!   drill also reports its peak memory (GNU time), collected here per binary.
 //! - `--vs-ansible`: [`ansible`], our steps and the Ansible playbook side by side.
 //! - `--scale`: [`scale`], the audit of a generated 100 / 1,000 / 5,000-service host.
 //!
@@ -101,7 +101,7 @@ fn build_name(args: &BenchArgs) -> &'static str {
 /// The outer half: build, run each part, show and keep the figures.
 pub fn run(sh: &Shell, root: &Path, args: &BenchArgs) -> Result<()> {
     let all = !(args.criterion || args.noop || args.vs_ansible || args.scale);
-    host_packages::ensure(sh, host_packages::FOR_DRILL)?;
+    host_packages::ensure(sh, host_packages::FOR_BENCH)?;
     let build = build_name(args);
     let _profile = sh.push_env(restore::PROFILE_VAR, build);
     // The binaries as the drill builds them (the drill runs with the same variable).
@@ -170,9 +170,9 @@ pub fn run(sh: &Shell, root: &Path, args: &BenchArgs) -> Result<()> {
     if args.readme {
         let readme = root.join("README.md");
         let text = fs_err::read_to_string(&readme)?;
-        let new = figures::replace_between_markers(&text, &figures::table(&figures))?;
+        let new = figures::write_tables(&text, &figures)?;
         fs_err::write(&readme, new)?;
-        println!("bench: README.md's figures table written from this run");
+        println!("bench: README.md's tables of the parts that ran written from this run");
     }
     Ok(())
 }
@@ -246,6 +246,7 @@ fn drill_figures(lines: &[String], build: &str, runs: u32) -> Vec<Figure> {
         let goal = tail.split(" met").next().unwrap_or_default().split(" NOT MET").next().unwrap_or_default();
         let min = min.map(|m| format!(", min {m} ms")).unwrap_or_default();
         figures.push(Figure::new(
+            "noop",
             format!("{name} ({build}, median of {runs}{min})"),
             format!("{median} ms"),
             goal,
@@ -255,6 +256,7 @@ fn drill_figures(lines: &[String], build: &str, runs: u32) -> Vec<Figure> {
     if let Some(line) = lines.iter().find(|l| l.starts_with("== recovery time ")) {
         let took = line.trim_start_matches("== recovery time ").split_whitespace().next().unwrap_or_default();
         figures.push(Figure::new(
+            "noop",
             format!("the whole restore drill, brand-new HOME to restored and validated host ({build}; mostly npm and pipx downloads)"),
             took,
             "",
@@ -283,8 +285,9 @@ fn memory_figures(text: &str, build: &str, runs: usize) -> Vec<Figure> {
         let noop = all.iter().rev().take(runs).copied().max().unwrap_or(0);
         let whole = all.iter().copied().max().unwrap_or(0);
         figures.push(Figure::new(
+            "noop",
             format!(
-                "peak memory of `{bin}`, no-op runs on the restored example host ({build}; wait4: the process and what it waited for; over the whole drill {})",
+                "peak memory of `{bin}`, no-op runs on the restored example host ({build}; GNU time: the process and what it waited for; over the whole drill, installs included, {})",
                 measure::mib(whole)
             ),
             measure::mib(noop),
@@ -316,21 +319,7 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
             manifest: ansible::manifest(&args.root),
             playbook: ansible::playbook(&args.root),
         };
-        let (figures, peaks) = ansible::run(sh, &programs, &home, &layout.nginx_prefix(), args.runs, &args.build)?;
-        all.extend(figures);
-        let goal = format!("<= {}", measure::mib(MEMORY_GOAL_KIB));
-        for bin in ["bootstrap-pi-config", "bootstrap-services", "pi-config-audit"] {
-            let peak = peaks.iter().filter(|(b, _)| b == bin).map(|(_, k)| *k).max().unwrap_or(0);
-            all.push(Figure::new(
-                format!(
-                    "peak memory of `{bin}` over every run beside Ansible, first applies included ({}; wait4)",
-                    args.build
-                ),
-                measure::mib(peak),
-                goal.clone(),
-                Some(peak <= MEMORY_GOAL_KIB),
-            ));
-        }
+        all.extend(ansible::run(sh, &programs, &home, &layout.nginx_prefix(), args.runs, &args.build)?);
     }
     if args.scale {
         all.extend(scale::run(sh, &layout.root, &home, &args.bin_dir, &args.build, args.runs)?);
@@ -377,7 +366,7 @@ mod tests {
         let figures = memory_figures(text, "release", 2);
         assert_eq!(figures.len(), 2);
         assert_eq!((figures[0].value.as_str(), figures[0].met), ("8.8 MiB", Some(true)));
-        assert!(figures[0].what.contains("over the whole drill 87.9 MiB"), "{}", figures[0].what);
+        assert!(figures[0].what.contains("over the whole drill, installs included, 87.9 MiB"), "{}", figures[0].what);
         assert_eq!((figures[1].value.as_str(), figures[1].met), ("29.3 MiB", Some(false)));
     }
 }

@@ -142,6 +142,7 @@ pub fn run(sh: &Shell, root: &Path, home: &Path, bin_dir: &Path, build: &str, ru
                 (String::new(), None)
             };
             figures.push(Figure::new(
+                "scale",
                 format!(
                     "`pi-config-audit` of a generated {services}-service host, units {state} ({build}, median of {}; {:.0} µs per service)",
                     runs_of(services, runs),
