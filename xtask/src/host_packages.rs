@@ -45,6 +45,18 @@ pub const FOR_DRILL: &[Needed] = &[
     need("nginx", "nginx-light"),
 ];
 
+/// What `cargo xtask bench` needs: the drill's needs and GNU time (peak memory).
+pub const FOR_BENCH: &[Needed] = &[
+    need("git", "git"),
+    need("unshare", "util-linux"),
+    need("ip", "iproute2"),
+    need("systemctl", "systemd"),
+    need("python3", "python3"),
+    need("restic", "restic"),
+    need("nginx", "nginx-light"),
+    need("time", "time"),
+];
+
 fn on_path(command: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)

@@ -13,13 +13,17 @@
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
 //! - `man`: man pages and shell completions of every binary, from their clap flags.
-//! - `bench`: the criterion benchmarks, and no-op runs of every step on a restored host.
+//! - `bench`: the figures of issue 17 beside their goals: the criterion benchmarks,
+//!   no-op runs and peak memory of every step on a restored host, the steps side by
+//!   side with Ansible, the audit of a generated large host; `--readme` writes them
+//!   into the README.
 //!
 //! `main` builds one `xshell::Shell` at the project root and hands it to each task.
 
 // A dev tool: it prints, as any command-line tool of the workspace does through xshell.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod docs;
 mod drill;
 mod host_packages;
@@ -60,9 +64,16 @@ enum Task {
     Schema,
     /// Write man pages and shell completions of every binary under docs/.
     Man(manpages::ManArgs),
-    /// Run the criterion benchmarks, then time no-op runs of every step on a restored
-    /// example host (in the drill's sandbox).
-    Bench,
+    /// Measure the figures of issue 17, each beside its goal: criterion, no-op runs and
+    /// peak memory on a restored example host, side by side with Ansible, a generated
+    /// large host (all without a flag naming some).
+    Bench(bench::BenchArgs),
+    /// Inside the sandbox: the part of the benchmark that runs in the namespaces.
+    #[command(hide = true)]
+    BenchInside(bench::InsideArgs),
+    /// The drill with its no-op benchmark, for the benchmark to read.
+    #[command(hide = true)]
+    BenchDrill(bench::DrillRunArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,11 +117,6 @@ fn run_tests(sh: &Shell, args: &TestArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_benches(sh: &Shell, root: &Path) -> Result<()> {
-    cmd!(sh, "cargo bench --workspace --quiet").run()?;
-    drill::run(sh, root, &drill::DrillArgs::bench(5))
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let sh = match Shell::new() {
@@ -134,7 +140,9 @@ fn main() -> ExitCode {
         Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),
         Task::Man(man_args) => manpages::run(&root, &man_args),
-        Task::Bench => run_benches(&sh, &root),
+        Task::Bench(bench_args) => bench::run(&sh, &root, &bench_args),
+        Task::BenchInside(inside) => bench::inside(&sh, &inside),
+        Task::BenchDrill(drill_args) => bench::drill(&sh, &root, &drill_args),
         Task::Schema => fs_err::write(schema_path(&root), schema_text()).map_err(Into::into),
     };
     match result {

@@ -9,7 +9,7 @@
 //! list and its numbering are the product's, re-exported here.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use common::state::{StateDir, home_from_env};
@@ -36,36 +36,50 @@ pub struct StepRun {
     pub stderr: String,
 }
 
+/// The variable naming a file where every step run appends its binary and peak memory
+/// (`NAME<TAB>KiB`): how `cargo xtask bench` learns the drill's figures.
+pub const PEAK_MEMORY_FILE_VAR: &str = "PI_BOOTSTRAP_BENCH_MEMORY_FILE";
+
+/// The variable that makes the drill build and run the release binaries
+/// (`PI_BOOTSTRAP_PROFILE=release`, as `cargo xtask bench` does); the debug ones
+/// otherwise.
+pub const PROFILE_VAR: &str = "PI_BOOTSTRAP_PROFILE";
+
+fn release() -> bool {
+    std::env::var(PROFILE_VAR).is_ok_and(|p| p == "release")
+}
+
 /// Runs one step binary from `bin_dir` with `flags`; with `capture` its output is
-/// returned, otherwise it goes to the terminal.
+/// returned, otherwise it goes to the terminal. When `$PI_BOOTSTRAP_BENCH_MEMORY_FILE`
+/// names a file, the step runs under GNU time and its peak memory is appended there.
 pub fn run_step(sh: &Shell, bin_dir: &Path, step: &Step, flags: &[String], capture: bool) -> Result<StepRun> {
     let bin = bin_dir.join(step.bin);
     let args = step.args;
-    let command = cmd!(sh, "{bin} {args...} {flags...}").ignore_status();
-    let started = Instant::now();
-    let (code, stdout, stderr) = if capture {
-        let out = command.output()?;
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    } else {
-        let mut command: std::process::Command = command.into();
-        (command.status()?.code(), String::new(), String::new())
+    let command: std::process::Command = cmd!(sh, "{bin} {args...} {flags...}").into();
+    let Some(file) = std::env::var_os(PEAK_MEMORY_FILE_VAR) else {
+        let run = crate::bench::measure::run(command, capture)?;
+        return Ok(StepRun { code: run.code, took: run.took, stdout: run.stdout, stderr: run.stderr });
     };
-    Ok(StepRun { code, took: started.elapsed(), stdout, stderr })
+    let run = crate::bench::measure::run_with_memory(sh, command, capture)?;
+    if let Some(kib) = run.max_rss_kib {
+        use std::io::Write as _;
+        let mut file = fs_err::OpenOptions::new().create(true).append(true).open(file)?;
+        writeln!(file, "{}\t{kib}", step.bin)?;
+    }
+    Ok(StepRun { code: run.code, took: run.took, stdout: run.stdout, stderr: run.stderr })
 }
 
 /// The folder of the built step binaries (what `cargo xtask install` copies from).
 pub fn bin_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from).join("debug")
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    target.join(if release() { "release" } else { "debug" })
 }
 
 /// Builds the step binaries and `pi-bootstrap-restore`.
 pub fn build(sh: &Shell) -> Result<()> {
     // Not xtask itself: it is running, and a rebuild would pull the file from under it.
-    cmd!(sh, "cargo build --quiet --workspace --bins --exclude xtask").run()?;
+    let release = release().then_some("--release");
+    cmd!(sh, "cargo build --quiet {release...} --workspace --bins --exclude xtask").run()?;
     Ok(())
 }
 
