@@ -5,14 +5,39 @@ use std::path::Path;
 
 use xshell::{Shell, cmd};
 
-/// A command the tests run, and the Debian package that brings it.
+/// Something the tests use, and the Debian package that brings it.
 pub struct Needed {
-    pub command: &'static str,
+    pub what: Probe,
     pub package: &'static str,
 }
 
+/// How to tell whether it is there.
+pub enum Probe {
+    /// A command on PATH (or in /usr/sbin, /sbin).
+    Command(&'static str),
+    /// A module `python3` imports (Debian splits `venv`'s `ensurepip` into its own
+    /// package).
+    PythonModule(&'static str),
+}
+
 const fn need(command: &'static str, package: &'static str) -> Needed {
-    Needed { command, package }
+    Needed { what: Probe::Command(command), package }
+}
+
+const fn need_python_module(module: &'static str, package: &'static str) -> Needed {
+    Needed { what: Probe::PythonModule(module), package }
+}
+
+impl Needed {
+    fn is_there(&self, sh: &Shell) -> bool {
+        match self.what {
+            Probe::Command(command) => on_path(command),
+            Probe::PythonModule(module) => {
+                let import = format!("import {module}");
+                cmd!(sh, "python3 -c {import}").quiet().ignore_stdout().ignore_stderr().run().is_ok()
+            }
+        }
+    }
 }
 
 /// What `cargo xtask test` needs: the drill's needs and the real tools of the tests.
@@ -32,6 +57,8 @@ pub const FOR_TESTS: &[Needed] = &[
     need("sshd", "openssh-server"),
     need("ssh", "openssh-client"),
     need("strip", "binutils"),
+    // The venv of ansible-core and ansible-lint (test_support::python).
+    need_python_module("ensurepip", "python3-venv"),
 ];
 
 /// What `cargo xtask drill` needs.
@@ -55,6 +82,7 @@ pub const FOR_BENCH: &[Needed] = &[
     need("restic", "restic"),
     need("nginx", "nginx-light"),
     need("time", "time"),
+    need_python_module("ensurepip", "python3-venv"),
 ];
 
 fn on_path(command: &str) -> bool {
@@ -66,7 +94,7 @@ fn on_path(command: &str) -> bool {
 
 /// Installs the packages of the commands that are missing.
 pub fn ensure(sh: &Shell, needed: &[Needed]) -> Result<(), xshell::Error> {
-    let missing: Vec<&str> = needed.iter().filter(|n| !on_path(n.command)).map(|n| n.package).collect();
+    let missing: Vec<&str> = needed.iter().filter(|n| !n.is_there(sh)).map(|n| n.package).collect();
     if missing.is_empty() {
         return Ok(());
     }
