@@ -162,8 +162,9 @@ fn kind_pattern(unit: &str) -> Option<String> {
 }
 
 /// The state of every unit in `units`, in order: one `systemctl --user show` call (two
-/// when many units are asked for and some are not loaded; none for those the
-/// [`look_once`] holds). `extra` names more properties to read (e.g. `MainPID`).
+/// when many units are asked for and some that are not loaded have a unit file; none
+/// for those the [`look_once`] holds). `extra` names more properties to read (e.g.
+/// `MainPID`).
 pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
     let known: Option<BTreeMap<String, UnitState>> = look().as_ref().and_then(|look| {
         let covered = extra.iter().all(|p| look.properties.contains(*p))
@@ -172,7 +173,7 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
     });
     if let Some(mut by_name) = known {
         let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
-        for state in show_named(&missing, extra)? {
+        for state in not_loaded(&missing, extra)? {
             by_name.insert(state.id.clone(), state);
         }
         return Ok(units
@@ -190,7 +191,7 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
         show_all(&patterns, extra)?.into_iter().map(|u| (u.id.clone(), u)).collect();
     // A unit that is not loaded is not in a pattern's answer: ask for those by name.
     let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
-    for state in show_named(&missing, extra)? {
+    for state in not_loaded(&missing, extra)? {
         by_name.insert(state.id.clone(), state);
     }
     Ok(units
@@ -221,6 +222,73 @@ fn properties(extra: &[&str]) -> String {
     let mut props: Vec<&str> = BASE_PROPERTIES.to_vec();
     props.extend_from_slice(extra);
     format!("--property={}", props.join(","))
+}
+
+/// The state of units known not to be loaded (absent from a pattern's answer): those
+/// with no unit file in the user manager's search path are not found, without asking
+/// (systemd takes about a millisecond a name to say so); the others are asked by name
+/// (systemd loads them to answer).
+fn not_loaded(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    let dirs = user_unit_dirs();
+    let (on_disk, nowhere): (Vec<String>, Vec<String>) =
+        units.iter().cloned().partition(|u| dirs.is_none_or(|dirs| has_unit_file(dirs, u)));
+    let mut states = show_named(&on_disk, extra)?;
+    states.extend(nowhere.into_iter().map(|id| UnitState {
+        id,
+        load_state: "not-found".into(),
+        active_state: "inactive".into(),
+        sub_state: "dead".into(),
+        ..UnitState::default()
+    }));
+    Ok(states)
+}
+
+/// Whether `unit` (or its template, for `name@instance.kind`) has a file, or a link, in
+/// one of `dirs`.
+fn has_unit_file(dirs: &[std::path::PathBuf], unit: &str) -> bool {
+    let template =
+        unit.split_once('@').and_then(|(name, rest)| rest.rsplit_once('.').map(|(_, kind)| format!("{name}@.{kind}")));
+    dirs.iter().any(|dir| {
+        std::fs::symlink_metadata(dir.join(unit)).is_ok()
+            || template.as_ref().is_some_and(|t| std::fs::symlink_metadata(dir.join(t)).is_ok())
+    })
+}
+
+/// The user manager's unit search path (systemd.unit(5)), from this process's
+/// environment; `None` when it cannot be known here (`$SYSTEMD_UNIT_PATH` set, no HOME
+/// or no runtime folder): then every unit is asked.
+fn user_unit_dirs() -> Option<&'static [std::path::PathBuf]> {
+    static DIRS: std::sync::OnceLock<Option<Vec<std::path::PathBuf>>> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        use std::path::PathBuf;
+        if std::env::var_os("SYSTEMD_UNIT_PATH").is_some() {
+            return None;
+        }
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = var("HOME")?;
+        let runtime = var("XDG_RUNTIME_DIR")?;
+        let config = var("XDG_CONFIG_HOME").unwrap_or_else(|| home.join(".config"));
+        let data = var("XDG_DATA_HOME").unwrap_or_else(|| home.join(".local/share"));
+        let list = |name: &str, default: &str| -> Vec<PathBuf> {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+            value.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join("systemd/user")).collect()
+        };
+        let mut dirs = vec![
+            config.join("systemd/user.control"),
+            runtime.join("systemd/user.control"),
+            runtime.join("systemd/transient"),
+            runtime.join("systemd/generator.early"),
+            config.join("systemd/user"),
+        ];
+        dirs.extend(list("XDG_CONFIG_DIRS", "/etc/xdg"));
+        dirs.extend(["/etc/systemd/user".into(), runtime.join("systemd/user"), "/run/systemd/user".into()]);
+        dirs.extend([runtime.join("systemd/generator"), data.join("systemd/user")]);
+        dirs.extend(list("XDG_DATA_DIRS", "/usr/local/share:/usr/share"));
+        dirs.extend(["/usr/local/lib/systemd/user".into(), "/usr/lib/systemd/user".into(), "/lib/systemd/user".into()]);
+        dirs.push(runtime.join("systemd/generator.late"));
+        Some(dirs)
+    })
+    .as_deref()
 }
 
 /// `systemctl --user show` naming each unit.
@@ -428,6 +496,22 @@ pub fn daemon_reload() -> Result<(), SystemdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unit_file_is_found_by_its_name_or_its_template() -> Result<(), std::io::Error> {
+        let dir = tempfile::tempdir()?;
+        let dirs = [dir.path().join("none"), dir.path().to_path_buf()];
+        crate::fsx::write_atomic(&dir.path().join("web.service"), b"", None)?;
+        crate::fsx::write_atomic(&dir.path().join("worker@.service"), b"", None)?;
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("alias.service"))?;
+        for there in ["web.service", "worker@1.service", "alias.service"] {
+            assert!(has_unit_file(&dirs, there), "{there}");
+        }
+        for absent in ["other.service", "web.timer", "worker.service", "web@1.service"] {
+            assert!(!has_unit_file(&dirs, absent), "{absent}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn only_patterns_of_a_whole_kind_are_looked_at_once() {
