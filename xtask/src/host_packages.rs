@@ -27,6 +27,8 @@ pub const FOR_TESTS: &[Needed] = &[
     need("tmux", "tmux"),
     // bootstrap-validate's tests check the JUnit file against a JUnit schema.
     need("xmllint", "libxml2-utils"),
+    // The kit test reads each release binary's ELF with readelf.
+    need("readelf", "binutils"),
 ];
 
 /// What `cargo xtask drill` needs.
