@@ -325,7 +325,7 @@ mod tests {
             assert_eq!((header.mtime()?, header.uid()?, header.gid()?), (0, 0, 0));
             seen.push((entry.path()?.display().to_string(), header.mode()?));
         }
-        let expected = [("VERSION", 0o644), ("bin", 0o755), ("bin/a", 0o755), ("bin/b", 0o755), ("share", 0o755)];
+        let expected = [("VERSION", 0o644), ("bin/", 0o755), ("bin/a", 0o755), ("bin/b", 0o755), ("share/", 0o755)];
         let expected: Vec<(String, u32)> = expected.iter().map(|(p, m)| ((*p).to_owned(), *m)).collect();
         assert_eq!(seen, expected);
         Ok(())
