@@ -33,8 +33,9 @@
 //! `pi-bootstrap-restore` against the manifest in the cloned repo (`--to
 //! bootstrap-pi-config` online, the rest offline, the data compared byte for byte
 //! before the services that waited start), validate, the second run with zero
-//! changes, the clean audit and the canary scan, all with the kit's binaries. It
-//! takes no backup, so the cargo path after it restores the old host's last snapshot.
+//! changes, a verification of the backup, the clean audit and the canary scan, all
+//! with the kit's binaries. It takes no backup, so the cargo path after it restores
+//! the old host's last snapshot.
 //! `--bench` then times the kit's (release) binaries.
 //!
 //! Each step's report and time is printed, then the recovery time of each path, split
@@ -586,7 +587,18 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         nightly_backup(sh, &mut seen)?;
     }
     // The kit host takes no backup: the cargo path after it restores the old host's
-    // last snapshot, and is compared with the old host's data.
+    // last snapshot, and is compared with the old host's data. It reads the backup
+    // back from here, as its first night would (the audit asks for a verification).
+    if args.phase == Phase::Offline && args.host == Host::Kit {
+        println!("\n== the kit host's first verification of the backup (bootstrap-data verify; no backup from it)");
+        let verify = restore::Step { bin: "bootstrap-data", args: &["verify"], online: false };
+        let flags = vec!["--manifest".to_owned(), args.manifest.display().to_string()];
+        let run = restore::run_step(sh, &installed(args), &verify, &flags, true)?;
+        seen.show(&format!("{}{}", run.stdout, run.stderr));
+        if run.code != Some(0) {
+            return Err("the kit host cannot verify the backup".into());
+        }
+    }
     if args.phase == Phase::Offline && args.host != Host::Old {
         rerun_and_audit(sh, args, &mut seen, &mut failed)?;
     }
