@@ -89,7 +89,7 @@ fn bare_machine(m: &Manifest) -> Option<String> {
     );
     let _ = writeln!(
         s,
-        "```sh\nsudo apt-get install -y restic git\nRESTIC_REPOSITORY={} RESTIC_PASSWORD_FILE={password} restic dump{host} --path {kit} latest {kit} | tar -x -C / && (cd {kit} && sha256sum -c {}) && tar -xzf {kit}/{} -C {lib}\ngit clone --branch {} {} {repo} && {lib}/bin/{} --manifest {repo}/pi-bootstrap.yaml\n```\n",
+        "```sh\nsudo apt-get update && sudo apt-get install -y restic git\nRESTIC_REPOSITORY={} RESTIC_PASSWORD_FILE={password} restic dump{host} --path {kit} latest {kit} | tar -x -C / && (cd {kit} && sha256sum -c {}) && tar -xzf {kit}/{} -C {lib}\ngit clone --branch {} {} {repo} && {lib}/bin/{} --manifest {repo}/pi-bootstrap.yaml\n```\n",
         b.repository.value,
         common::install::KIT_SUM_FILE,
         common::install::KIT_FILE,
