@@ -15,6 +15,12 @@
 //! Every path a backup took is settled, and the local record of the backup
 //! (`crate::record`) is written from one listing of the repository right after the
 //! snapshot (a query: not among the report's commands).
+//!
+//! The restore kit (`~/.local/lib/pi-bootstrap/kit`, `common::install::KIT_DIR`), when
+//! it is there, goes into the same snapshot as one more path of restic's (item
+//! `kit:restore-kit`; not with `--only`): the bare-machine path of the runbook
+//! restores it from there. It is not a path of the manifest: no ledger entry, no
+//! record, no status, and restores, forgets and the audit never ask about it.
 
 use std::path::Path;
 
@@ -102,8 +108,13 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
             Err(e) => return finish(report, repository_item(backup, Status::Failed, e.to_string()), &not_backed_up),
         }
     }
+    let kit = kit_path(home, options);
     if options.check || set.targets.is_empty() {
-        return finish(report, repo, &would);
+        let mut report = finish(report, repo, &would)?;
+        if let Some(kit) = kit.filter(|_| options.check && !set.targets.is_empty()) {
+            report.push(kit_item(&kit, Status::WouldChange, "would back up the restore kit into the new snapshot"));
+        }
+        return Ok(report);
     }
 
     // Consistent capture first: online copies of databases, owners stopped.
@@ -122,6 +133,12 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
             Some(e) => item(p, Status::Failed, format!("not backed up: {e}")),
             None => item(p, Status::Skipped, "not backed up: see data:repository"),
         });
+    }
+    // The kit rides along, unless a target holds it already.
+    if let Some(kit) = &kit
+        && !set.targets.iter().any(|t| within(kit, t))
+    {
+        set.targets.push(kit.clone());
     }
     // restic's own "percent done", in thousandths.
     let bar = output::progress_fraction("restic backup", options.verbosity);
@@ -174,6 +191,9 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
                 }
             };
             let mut report = finish(report, repo, &|p| with_notes(backed_up(&set, p, &outcome, home), p))?;
+            if let Some(kit) = &kit {
+                report.push(kit_item(kit, Status::Changed, format!("in snapshot {}", outcome.snapshot)));
+            }
             if let Some(failed) = recorded {
                 report.push(failed);
             }
@@ -184,6 +204,20 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
         }
     }
 }
+
+/// The restore kit's folder when it is there and the whole backup was asked for.
+fn kit_path(home: &Path, options: &Options) -> Option<std::path::PathBuf> {
+    let kit = common::install::kit_dir(home);
+    (options.only.is_empty() && kit.join(common::install::KIT_FILE).is_file()).then_some(kit)
+}
+
+/// The item of the restore kit.
+fn kit_item(kit: &Path, status: Status, detail: impl Into<String>) -> Item {
+    Item::new(KIT_ID, "kit", status, detail).at(kit.to_path_buf())
+}
+
+/// The id of the restore kit's item.
+pub const KIT_ID: &str = "kit:restore-kit";
 
 /// The awaiting paths that a snapshot of `host` holds data for, with that snapshot
 /// (restic's short id and time): their restore is still due on this host.

@@ -2,7 +2,8 @@
 //! trees, restore over data needs `--force` and keeps it aside, wrong passwords and
 //! unreachable repositories are clear errors that change nothing, disposable paths are
 //! not in the snapshot, the password shows nowhere, a second restore changes nothing
-//! and asks nothing of the repository (no restic on its PATH), an empty folder included.
+//! and asks nothing of the repository (no restic on its PATH), an empty folder included;
+//! the restore kit rides in the snapshot without becoming a path of the manifest.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -118,6 +119,49 @@ fn backup_then_restore_gives_identical_trees_and_a_second_restore_changes_nothin
     assert_eq!(report["commands"], serde_json::json!([]), "{report}");
     let empty = detail(&report, "data:path:empty");
     assert!(empty.starts_with("empty, as when restored from snapshot "), "{empty}");
+    Ok(())
+}
+
+#[test]
+fn the_restore_kit_rides_in_the_snapshot_and_restore_and_status_never_ask_about_it() -> TestResult {
+    let host = Host::new()?;
+    host.seed()?;
+    let kit = host.home().join(".local/lib/pi-bootstrap/kit");
+    fs::create_dir_all(&kit)?;
+    fs::write(kit.join("pi-bootstrap-kit.tar.gz"), b"the kit's bytes")?;
+    fs::write(kit.join("pi-bootstrap-kit.tar.gz.sha256"), b"0123  pi-bootstrap-kit.tar.gz\n")?;
+
+    // Asked for one path only: the kit stays out.
+    let only = host.run(&["backup", "--only", "data:path:work", "--json"])?;
+    assert_eq!(only.code, Some(0), "{}{}", only.stdout, only.stderr);
+    let report = only.json()?;
+    assert!(report["items"].as_array().is_some_and(|items| items.iter().all(|i| i["id"] != "kit:restore-kit")));
+    assert!(!host.restic(&["ls", "latest"])?.contains("pi-bootstrap-kit"), "--only took the kit");
+
+    let check = host.run(&["backup", "--check", "--json"])?;
+    assert_eq!(item(&check.json()?, "kit:restore-kit")["status"], "would_change");
+    let backup = host.run(&["backup", "--json"])?;
+    assert_eq!(backup.code, Some(0), "{}{}", backup.stdout, backup.stderr);
+    let report = backup.json()?;
+    assert_eq!(item(&report, "kit:restore-kit")["status"], "changed", "{report}");
+    assert_eq!(report["summary"]["failed"], 0, "{report}");
+    let dumped = host.restic(&["dump", "latest", &kit.join("pi-bootstrap-kit.tar.gz").display().to_string()])?;
+    assert_eq!(dumped, "the kit's bytes");
+    let snapshots: serde_json::Value = serde_json::from_str(&host.restic(&["snapshots", "--json"])?)?;
+    let newest = &snapshots[snapshots.as_array().map_or(0, Vec::len).saturating_sub(1)];
+    assert!(newest["paths"].to_string().contains("/.local/lib/pi-bootstrap/kit"), "{newest}");
+
+    // Status, the deep one too, and the restore treat the manifest's paths as before.
+    for args in [&["status", "--json"][..], &["status", "--deep", "--json"], &["restore", "--json"]] {
+        let run = host.run(args)?;
+        assert_eq!(run.code, Some(0), "{args:?}: {}{}", run.stdout, run.stderr);
+        let report = run.json()?;
+        let ids: Vec<&str> =
+            report["items"].as_array().into_iter().flatten().filter_map(|i| i["id"].as_str()).collect();
+        assert!(ids.iter().all(|id| !id.starts_with("kit:")), "{args:?}: {ids:?}");
+        assert_eq!(report["summary"]["changed"], 0, "{args:?}: {report}");
+        assert_eq!(report["summary"]["drift"], 0, "{args:?}: {report}");
+    }
     Ok(())
 }
 

@@ -85,15 +85,16 @@ pub(crate) fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome
         None => own_folder()?,
     };
     let start = first_step(args, &ctx.state)?;
+    let end = last_step(args, start)?;
     // Every binary before any runs: a missing one stops nothing half-way.
-    if let Some(missing) = STEPS[start..].iter().map(|s| bin_dir.join(s.bin)).find(|p| !p.is_file()) {
+    if let Some(missing) = STEPS[start..=end].iter().map(|s| bin_dir.join(s.bin)).find(|p| !p.is_file()) {
         return Err(ChainError::MissingBinary { path: missing }.into());
     }
     let flags = step_flags(manifest, common);
     // main holds the lock unless --check: the steps work under it.
     let handover = (!common.check).then(|| ctx.state.handover());
     let mut runs: Vec<StepRun> = Vec::new();
-    for step in &STEPS[start..] {
+    for step in &STEPS[start..=end] {
         let run = run_step(step, &bin_dir, &flags, handover.as_ref(), common);
         let stop = matches!(run.verdict, Verdict::Failed | Verdict::Refused);
         runs.push(run);
@@ -106,10 +107,10 @@ pub(crate) fn run(manifest: &Manifest, ctx: &Ctx, args: &Args) -> Result<Outcome
         match stopped {
             Some(run) if run.verdict == Verdict::Failed => record::write(&ctx.state, start + runs.len() - 1)?,
             Some(_) => {}
-            None => settle_record(&ctx.state, start, args)?,
+            None => settle_record(&ctx.state, start, end, args)?,
         }
     }
-    let report = report(&runs, start, common.check);
+    let report = report(&runs, start, end, common.check);
     let json = json_document(&report, &runs, stopped, &bin_dir)?;
     let human = recap(&runs, start, common.check);
     let note = note(&runs, common.check);
@@ -142,10 +143,26 @@ fn first_step(args: &Args, state: &StateDir) -> Result<usize, StepError> {
     }
 }
 
-/// A run that got to the end removes the record, unless it started after the step
-/// that stopped (that one has still not run to its end).
-fn settle_record(state: &StateDir, start: usize, args: &Args) -> Result<(), StepError> {
-    let settled = args.resume || start == 0 || record::read(state)?.is_none_or(|stopped| stopped >= start);
+/// The index in [`STEPS`] of the last step to run (`--to`), not before the first.
+fn last_step(args: &Args, start: usize) -> Result<usize, StepError> {
+    let Some(to) = &args.to else { return Ok(STEPS.len() - 1) };
+    match position(to) {
+        Some(end) if end >= start => Ok(end),
+        Some(_) => Err(StepError::Usage(format!(
+            "--to {to} comes before the first step to run, {}",
+            STEPS.get(start).map_or("", |s| s.bin)
+        ))),
+        None => Err(StepError::Usage(format!("no step named {to:?}"))),
+    }
+}
+
+/// A run that got to its last step removes the record, unless it started after the
+/// step that stopped, or `--to` ended it before that one (that step has still not run
+/// to its end).
+fn settle_record(state: &StateDir, start: usize, end: usize, args: &Args) -> Result<(), StepError> {
+    let to_the_end = end + 1 == STEPS.len();
+    let settled = (to_the_end && (args.resume || start == 0))
+        || record::read(state)?.is_none_or(|stopped| stopped >= start && stopped <= end);
     if settled { record::remove(state) } else { Ok(()) }
 }
 
@@ -224,7 +241,7 @@ fn item(step: &ChainStep, status: Status, detail: String) -> Item {
 }
 
 /// The chain's report: one item per step of the order, run or not.
-fn report(runs: &[StepRun], start: usize, check: bool) -> Report {
+fn report(runs: &[StepRun], start: usize, end: usize, check: bool) -> Report {
     let mut report = Report::new(NAME, check);
     let first = STEPS.get(start).map_or("", |s| s.bin);
     for (i, step) in STEPS.iter().enumerate() {
@@ -242,6 +259,10 @@ fn report(runs: &[StepRun], start: usize, check: bool) -> Report {
                 item(step, status, detail)
             }
             None if i < start => item(step, Status::Skipped, format!("done before: the restore starts at {first}")),
+            None if i > end && runs.len() == end + 1 - start => {
+                let last = STEPS.get(end).map_or("", |s| s.bin);
+                item(step, Status::Skipped, format!("left for a later run: the restore ends at {last} (--to)"))
+            }
             None => {
                 let at = runs.last().map_or("", |r| r.step.bin);
                 item(step, Status::Skipped, format!("not run: the restore stopped at {at}"))
@@ -368,7 +389,7 @@ mod tests {
     #[test]
     fn the_report_has_every_step_run_or_not() {
         let runs = [ran("bootstrap-services", Some(0), false), ran("bootstrap-data", None, false)];
-        let report = report(&runs, 2, false);
+        let report = report(&runs, 2, STEPS.len() - 1, false);
         let lines: Vec<String> =
             report.items.iter().map(|i| format!("{} {} {}", i.status.as_str(), i.id, i.detail)).collect();
         assert_eq!(
@@ -398,7 +419,7 @@ mod tests {
     fn under_check_a_step_that_would_change_makes_the_chain_exit_1_and_says_so() {
         let runs: Vec<StepRun> =
             STEPS.iter().map(|s| ran(s.bin, Some(if s.bin == "bootstrap-services" { 1 } else { 0 }), true)).collect();
-        let report = report(&runs, 0, true);
+        let report = report(&runs, 0, STEPS.len() - 1, true);
         assert_eq!(report.summary.would_change, 1);
         assert_eq!(report.exit_code(), 1);
         assert_eq!(
@@ -406,7 +427,7 @@ mod tests {
             Some("would change something: bootstrap-services; run without --check to apply")
         );
         let in_sync: Vec<StepRun> = STEPS.iter().map(|s| ran(s.bin, Some(0), true)).collect();
-        assert_eq!(super::report(&in_sync, 0, true).exit_code(), 0);
+        assert_eq!(super::report(&in_sync, 0, STEPS.len() - 1, true).exit_code(), 0);
         assert_eq!(note(&in_sync, true), None);
     }
 }

@@ -6,7 +6,8 @@
 //! ```text
 //! manifest loaded (exit 2 when wrong), secrets registered, the run lock taken and held
 //! to the end (not with --check), the first sight of the data paths noted
-//!   -> the first step: the first of STEPS, the recorded one (--resume), or --from STEP
+//!   -> the first step: the first of STEPS, the recorded one (--resume), or --from STEP;
+//!      the last: the last of STEPS, or --to STEP
 //!   -> each step binary run from the bin folder with --manifest FILE [--check] [--json]
 //!      [-v | -q], the lock handed over to it (common::state::LOCK_HANDOVER_ENV)
 //!   -> its exit: 0 next; 1 with --check (would change) next; 2 (the manifest or the
@@ -101,6 +102,10 @@ pub struct Args {
     /// Start from this step; the ones before it are taken as done.
     #[arg(long, value_name = "STEP", value_parser = PossibleValuesParser::new(STEPS.iter().map(|s| s.bin)))]
     pub from: Option<String>,
+    /// Stop after this step; the ones after it are left for a later run (`--from` the
+    /// next one), as when the first steps need the network and the rest run elsewhere.
+    #[arg(long, value_name = "STEP", value_parser = PossibleValuesParser::new(STEPS.iter().map(|s| s.bin)))]
+    pub to: Option<String>,
     /// The folder of the step binaries. Default: the folder this program is in, so an
     /// installed set runs itself.
     #[arg(long, value_name = "DIR")]
@@ -198,5 +203,8 @@ mod tests {
         let message = unknown.map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains("bootstrap-validate"), "the steps are listed: {message}");
         assert!(Args::try_parse_from([NAME, "--from", "bootstrap-data", "--resume"]).is_err());
+        let to = Args::try_parse_from([NAME, "--to", "bootstrap-pi-config"]);
+        assert_eq!(to.ok().and_then(|a| a.to), Some("bootstrap-pi-config".to_owned()));
+        assert!(Args::try_parse_from([NAME, "--to", "bootstrap-nothing"]).is_err());
     }
 }

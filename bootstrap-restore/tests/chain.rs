@@ -312,6 +312,34 @@ fn from_starts_at_a_step_and_keeps_the_record_of_an_earlier_one() -> TestResult 
 }
 
 #[test]
+fn to_ends_at_a_step_and_from_the_next_one_finishes_the_restore() -> TestResult {
+    let host = Host::new()?;
+    let (_, out) = host.run(&["--to", "bootstrap-pi-config", "--json"])?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(names(&host.ran()?), &STEPS[..2]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let services =
+        doc["items"].as_array().and_then(|items| items.iter().find(|i| i["id"] == "step:bootstrap-services"));
+    let detail = services.and_then(|i| i["detail"].as_str()).unwrap_or_default();
+    assert!(detail.contains("left for a later run: the restore ends at bootstrap-pi-config (--to)"), "{doc}");
+    assert!(!host.record().exists(), "nothing failed: nothing to resume");
+    let (_, out) = host.run(&["--from", "bootstrap-services"])?;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(names(&host.ran()?), &STEPS[2..]);
+
+    // A record of a step after --to's is left for the run that reaches it.
+    host.behave("bootstrap-data", "1")?;
+    assert_eq!(host.run(&[])?.1.status.code(), Some(1));
+    host.ran()?;
+    assert_eq!(host.run(&["--to", "bootstrap-services"])?.1.status.code(), Some(0));
+    assert!(host.record().exists(), "bootstrap-data has still not run to its end");
+    let (_, out) = host.run(&["--from", "bootstrap-data", "--to", "bootstrap-pi-config"])?;
+    assert_eq!(out.status.code(), Some(2), "--to before --from is a usage error");
+    assert!(text(&out.stderr).contains("--to bootstrap-pi-config comes before"), "{}", text(&out.stderr));
+    Ok(())
+}
+
+#[test]
 fn the_step_binaries_are_found_beside_the_program_and_a_missing_one_is_named() -> TestResult {
     let host = Host::new()?;
     let installed = host.bin().join("pi-bootstrap-restore");

@@ -23,7 +23,7 @@ _pi__bootstrap__restore() {
 
     case "${cmd}" in
         pi__bootstrap__restore)
-            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --resume --from --bin-dir --help --version"
+            opts="-v -q -h -V --manifest --check --json --only --verbose --quiet --resume --from --to --bin-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,6 +38,10 @@ _pi__bootstrap__restore() {
                     return 0
                     ;;
                 --from)
+                    COMPREPLY=($(compgen -W "bootstrap-prereqs bootstrap-pi-config bootstrap-services bootstrap-data bootstrap-validate" -- "${cur}"))
+                    return 0
+                    ;;
+                --to)
                     COMPREPLY=($(compgen -W "bootstrap-prereqs bootstrap-pi-config bootstrap-services bootstrap-data bootstrap-validate" -- "${cur}"))
                     return 0
                     ;;

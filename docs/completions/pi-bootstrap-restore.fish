@@ -5,6 +5,11 @@ bootstrap-pi-config\t''
 bootstrap-services\t''
 bootstrap-data\t''
 bootstrap-validate\t''"
+complete -c pi-bootstrap-restore -l to -d 'Stop after this step; the ones after it are left for a later run (`--from` the next one), as when the first steps need the network and the rest run elsewhere' -r -f -a "bootstrap-prereqs\t''
+bootstrap-pi-config\t''
+bootstrap-services\t''
+bootstrap-data\t''
+bootstrap-validate\t''"
 complete -c pi-bootstrap-restore -l bin-dir -d 'The folder of the step binaries. Default: the folder this program is in, so an installed set runs itself' -r -F
 complete -c pi-bootstrap-restore -l check -d 'Observe only: change nothing, show what would change (exit 1 if anything would)'
 complete -c pi-bootstrap-restore -l json -d 'Print one JSON document on stdout instead of the human report'

@@ -32,7 +32,7 @@ pub struct DocsArgs {
 
 /// Loads the manifest as written, without a real HOME or environment, so the documents
 /// are the same whoever renders them.
-fn load(path: &Path) -> Result<Manifest> {
+pub fn load(path: &Path) -> Result<Manifest> {
     let text = fs_err::read_to_string(path)?;
     Ok(common::manifest::load_str(path, &text, Path::new("/home/USER"), &|_| None)?)
 }
@@ -70,6 +70,41 @@ pub fn run(root: &Path, args: &DocsArgs) -> Result<()> {
     }
 }
 
+/// The bare-machine path: three commands, no Rust toolchain: restic and git from the
+/// package manager, the restore kit out of the backup, the kit's restore against the
+/// manifest in the cloned repo. Only for a host with a backup (the kit travels in it).
+fn bare_machine(m: &Manifest) -> Option<String> {
+    let b = m.backup.as_ref()?;
+    let kit = format!("~/{}", common::install::KIT_DIR);
+    let lib = kit.rsplit_once('/').map_or(kit.as_str(), |(lib, _)| lib).to_owned();
+    let password = b.password_file.raw();
+    let password = password.strip_prefix("~/").map_or(password.to_owned(), |rest| format!("$HOME/{rest}"));
+    let host = m.host.as_deref().map(|h| format!(" --host {h}")).unwrap_or_default();
+    let repo = m.repo.path.raw();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## On a bare machine: three commands, no toolchain\n\nEvery backup holds the restore kit (`cargo xtask kit`: release builds of every step and of `pi-bootstrap-restore`, which need nothing beyond the base system's libc, with this runbook and the manifest schema) at `{kit}`. On a brand-new Debian 12 or 13, as the same user (the backup holds the old HOME's paths), with the restic password file in place (`{}`, see step 1), install restic and git, restore the kit from the repository (checked against its checksum), and run the kit's restore against the manifest in the cloned repo:\n",
+        b.password_file.raw()
+    );
+    let _ = writeln!(
+        s,
+        "```sh\nsudo apt-get update && sudo apt-get install -y restic git\nRESTIC_REPOSITORY={} RESTIC_PASSWORD_FILE={password} restic dump{host} --path {kit} latest {kit} | tar -x -C / && (cd {kit} && sha256sum -c {}) && tar -xzf {kit}/{} -C {lib}\ngit clone --branch {} {} {repo} && {lib}/bin/{} --manifest {repo}/pi-bootstrap.yaml\n```\n",
+        b.repository.value,
+        common::install::KIT_SUM_FILE,
+        common::install::KIT_FILE,
+        m.repo.branch,
+        m.repo.url.value,
+        bootstrap_restore::NAME,
+    );
+    let _ = writeln!(
+        s,
+        "The kit unpacks into `{lib}`: `bin/` (where the backup timer runs the steps from), `share/` (this runbook, the schema) and `VERSION`. It runs the steps below in order; a failed step stops it, and `{lib}/bin/{} --resume` continues after the fix.\n",
+        bootstrap_restore::NAME
+    );
+    Some(s)
+}
+
 const GENERATED: &str = "<!-- Generated from the manifest by `cargo xtask docs`; edit the manifest, not this file. -->";
 
 fn host_name(m: &Manifest) -> &str {
@@ -88,6 +123,9 @@ fn runbook(m: &Manifest, manifest_arg: &str) -> String {
         s,
         "Every step below is rerunnable: a second run reports zero changes. Run a step with `--check` first to see what it would do. To run them all in order, stopping at the first failure: `cargo xtask restore {mf}` (and `cargo xtask restore --resume` after fixing what failed).\n"
     );
+    if let Some(bare) = bare_machine(m) {
+        s.push_str(&bare);
+    }
     let _ = writeln!(
         s,
         "## 1. Get the tool\n\nOn the new machine, clone the repo that holds pi-bootstrap and this manifest, and build the steps:\n\n```sh\ncargo build --bins\n```\n"

@@ -53,10 +53,12 @@ pub const FOR_TESTS: &[Needed] = &[
     // bootstrap-validate's tests check the JUnit file against a JUnit schema.
     need("xmllint", "libxml2-utils"),
     // The fleet test: a real sshd (with the ssh client) for the hosts Ansible reaches,
-    // and the kit's binaries stripped as a release kit's are.
+    // and the kit's binaries stripped as a release kit's are; the kit test reads each
+    // release binary's ELF with readelf (binutils too).
     need("sshd", "openssh-server"),
     need("ssh", "openssh-client"),
     need("strip", "binutils"),
+    need("readelf", "binutils"),
     // The venv of ansible-core and ansible-lint (test_support::python).
     need_python_module("ensurepip", "python3-venv"),
 ];

@@ -9,7 +9,11 @@
 //! - `restore`: installs the step binaries, then runs the installed
 //!   `pi-bootstrap-restore` (the steps in the documented order, resumable) with the
 //!   flags passed through, and exits with its code.
-//! - `drill`: rehearses a full restore of the example host in a throwaway sandbox.
+//! - `kit`: the restore kit (release binaries checked to run on a bare Debian 12, the
+//!   schema and the runbook in one deterministic tarball with its checksum), installed
+//!   into `~/.local/lib/pi-bootstrap/kit`, where every backup takes it.
+//! - `drill`: rehearses a full restore of the example host in a throwaway sandbox, on
+//!   the cargo path and on the kit's.
 //! - `docs`: renders the host's runbook, service manifest and backup policy.
 //! - `schema`: writes `docs/manifest.schema.json` from the manifest's Rust types.
 //! - `man`: man pages and shell completions of every binary, from their clap flags.
@@ -28,6 +32,7 @@ mod docs;
 mod drill;
 mod host_packages;
 mod install;
+mod kit;
 mod manpages;
 mod restore;
 mod sandbox;
@@ -53,6 +58,9 @@ enum Task {
     Install,
     /// Install the step binaries, then run pi-bootstrap-restore with these flags: the restore steps in order on this host; stop at a failure; resume later.
     Restore(restore::RestoreArgs),
+    /// Build the restore kit (release binaries, schema, runbook: one tarball and its
+    /// checksum) and install it into ~/.local/lib/pi-bootstrap/kit.
+    Kit(kit::KitArgs),
     /// Rehearse a full restore of the example host in a throwaway sandbox.
     Drill(drill::DrillArgs),
     /// Render docs/bootstrap.md, docs/service-manifest.md, docs/backup-policy.md from a manifest.
@@ -136,6 +144,7 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Task::Kit(kit_args) => kit::run(&sh, &root, &kit_args),
         Task::Drill(drill_args) => drill::run(&sh, &root, &drill_args),
         Task::Docs(docs_args) => docs::run(&root, &docs_args),
         Task::DrillInside(inside) => drill::inside(&sh, &inside),

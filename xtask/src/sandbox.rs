@@ -13,8 +13,9 @@ pub fn origin(layout: &Layout) -> PathBuf {
 }
 
 /// The environment of the restored host's user: HOME, user-level installs in
-/// `~/.local` (npm's global prefix too, so nothing lands in /usr), `~/.local/bin`
-/// first on PATH; with a booted machine, its runtime folder too.
+/// `~/.local` (npm's global prefix too, so nothing lands in /usr), npm's and pip's
+/// download caches outside HOME (shared by the sandbox's hosts), `~/.local/bin` first
+/// on PATH; with a booted machine, its runtime folder too.
 pub fn user_env(sh: &Shell, layout: &Layout, machine: Option<&Machine>) -> Result<(), Box<dyn std::error::Error>> {
     fs_err::create_dir_all(layout.home())?;
     sh.set_var("HOME", layout.home());
@@ -23,6 +24,12 @@ pub fn user_env(sh: &Shell, layout: &Layout, machine: Option<&Machine>) -> Resul
     sh.set_var("NO_COLOR", "1");
     let local = layout.home().join(".local");
     sh.set_var("NPM_CONFIG_PREFIX", &local);
+    // The registries' downloads are cached outside HOME, as a local mirror would keep
+    // them: every host of the sandbox still installs for real, but each package is
+    // fetched once per drill, not once per host.
+    let cache = layout.root.join("registry-cache");
+    sh.set_var("npm_config_cache", cache.join("npm"));
+    sh.set_var("PIP_CACHE_DIR", cache.join("pip"));
     let path = std::env::var("PATH").unwrap_or_default();
     sh.set_var("PATH", format!("{}:{path}", local.join("bin").display()));
     if let Some(machine) = machine {

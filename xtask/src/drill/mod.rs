@@ -24,8 +24,22 @@
 //!    changes and run no command (read from `--json`); the audit must be clean; the
 //!    canary secrets must appear in no output, log or state file.
 //!
-//! Each step's report and time is printed, then the recovery time of the new host,
-//! split by step. Afterwards the sandbox folder is removed and nothing of it is left
+//! Between the old host and that new one, unless `--no-kit`, the same loss is lived
+//! on the kit path ([`Host::Kit`]): a brand-new HOME whose PATH has no `cargo` and no
+//! `rustc` (proved: `command -v` fails), the restore kit (`cargo xtask kit`, built
+//! before the drill and installed on the old host, so its backups hold it) restored
+//! out of the repository with restic itself as the runbook says, its checksum checked
+//! and its hash compared with the current build's; the clone; then the kit's own
+//! `pi-bootstrap-restore` against the manifest in the cloned repo (`--to
+//! bootstrap-pi-config` online, the rest offline, the data compared byte for byte
+//! before the services that waited start), validate, the second run with zero
+//! changes, a verification of the backup, the clean audit and the canary scan, all
+//! with the kit's binaries. It takes no backup, so the cargo path after it restores
+//! the old host's last snapshot.
+//! `--bench` then times the kit's (release) binaries.
+//!
+//! Each step's report and time is printed, then the recovery time of each path, split
+//! by step. Afterwards the sandbox folder is removed and nothing of it is left
 //! running.
 
 use std::fmt::Write as _;
@@ -35,6 +49,7 @@ use std::time::{Duration, Instant};
 use xshell::{Shell, cmd};
 
 use crate::host_packages;
+use crate::kit;
 use common::sandbox::{Layout, Machine};
 
 use crate::restore::{self, STEPS};
@@ -58,6 +73,9 @@ pub struct DrillArgs {
     /// After the restore, time N no-op runs of every step and of the audit.
     #[arg(long, value_name = "N", default_value_t = 0)]
     bench: u32,
+    /// Only the cargo path: no restore kit is built, and no host restores from one.
+    #[arg(long)]
+    no_kit: bool,
 }
 
 impl DrillArgs {
@@ -68,6 +86,7 @@ impl DrillArgs {
             fixture: "examples/pi-host/pi-config".into(),
             keep: false,
             bench: n,
+            no_kit: false,
         }
     }
 }
@@ -79,10 +98,12 @@ pub enum Phase {
     Offline,
 }
 
-/// The host before the loss, or its replacement.
+/// The host before the loss, or its replacement: from the kit out of the backup with
+/// no toolchain, or as a clone of this repo installs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Host {
     Old,
+    Kit,
     New,
 }
 
@@ -101,6 +122,10 @@ pub struct InsideArgs {
     phase: Phase,
     #[arg(long, default_value_t = 0)]
     bench: u32,
+    /// The current build's restore kit (installed on the old host; the kit host's must
+    /// be the same bytes).
+    #[arg(long)]
+    kit: Option<PathBuf>,
 }
 
 /// The secrets the drill exports, each a canary that must never leak.
@@ -172,25 +197,44 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
     let bin_dir = restore::bin_dir(root);
     let manifest = absolute(root, &args.manifest);
     let fixture = absolute(root, &args.fixture);
+    let kit = if args.no_kit {
+        None
+    } else {
+        let started = Instant::now();
+        let built = kit::build(sh, root, &manifest, &args.manifest.display().to_string(), &kit::out_dir(root))?;
+        println!(
+            "drill: restore kit {} (sha256 {}) built and checked in {}",
+            built.tarball.display(),
+            built.sha256,
+            secs(started.elapsed())
+        );
+        Some(built.tarball)
+    };
 
     let dir = tempfile::Builder::new().prefix("pi-drill-").tempdir()?;
     let sandbox = Layout::new(dir.path());
     println!("drill: sandbox {} (private mount, network and PID namespaces)", sandbox.root.display());
-    make_origin(sh, &fixture, &sandbox::origin(&sandbox))?;
+    make_origin(sh, &fixture, &manifest, &sandbox::origin(&sandbox))?;
 
     let me = std::env::current_exe()?;
     let mut ok = true;
-    let lives = [
-        (Host::Old, Phase::Online),
-        (Host::Old, Phase::Offline),
-        (Host::New, Phase::Online),
-        (Host::New, Phase::Offline),
-    ];
+    let mut lives = vec![(Host::Old, Phase::Online), (Host::Old, Phase::Offline)];
+    if kit.is_some() {
+        lives.extend([(Host::Kit, Phase::Online), (Host::Kit, Phase::Offline)]);
+    }
+    lives.extend([(Host::New, Phase::Online), (Host::New, Phase::Offline)]);
     for (host, phase) in lives {
-        if host == Host::New && phase == Phase::Online {
+        if host != Host::Old && phase == Phase::Online {
             lose_the_machine(&sandbox)?;
         }
-        let inner = [
+        // The kit host reads the manifest in its cloned repo, as the runbook says.
+        let manifest = match host {
+            Host::Kit => sandbox.home().join(IN_REPO_MANIFEST),
+            _ => manifest.clone(),
+        };
+        // The benchmark times the kit's release binaries when the kit path runs.
+        let bench = if host == Host::Kit || kit.is_none() { args.bench } else { 0 };
+        let mut inner = vec![
             me.display().to_string(),
             "drill-inside".into(),
             "--sandbox".into(),
@@ -204,8 +248,11 @@ pub fn run(sh: &Shell, root: &Path, args: &DrillArgs) -> Result<()> {
             "--phase".into(),
             format!("{phase:?}").to_lowercase(),
             "--bench".into(),
-            args.bench.to_string(),
+            bench.to_string(),
         ];
+        if let Some(kit) = &kit {
+            inner.extend(["--kit".to_owned(), kit.display().to_string()]);
+        }
         let argv = common::sandbox::enter_argv(phase == Phase::Offline, &inner);
         let (program, rest) = argv.split_first().ok_or("empty unshare command")?;
         ok = succeeds(cmd!(sh, "{program} {rest...}"));
@@ -249,8 +296,8 @@ fn lose_the_machine(sandbox: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// The recap: the old host's set-up time, then the new host's whole restore, split by
-/// step.
+/// The recap: the old host's set-up time, then each new host's whole restore, split by
+/// step: the kit path's and the cargo path's.
 fn recovery_time(times_file: &Path) -> String {
     let text = std::fs::read_to_string(times_file).unwrap_or_default();
     let times: Vec<(&str, &str, f64)> = text
@@ -261,12 +308,20 @@ fn recovery_time(times_file: &Path) -> String {
         })
         .collect();
     let old: f64 = times.iter().filter(|(h, _, _)| *h == "old").map(|(_, _, t)| t).sum();
-    let new: Vec<&(&str, &str, f64)> = times.iter().filter(|(h, _, _)| *h == "new").collect();
-    let total: f64 = new.iter().map(|(_, _, t)| t).sum();
     let mut out = format!("\n== old host set up and backed up in {old:.2}s\n");
-    let _ = writeln!(out, "== recovery time {total:.2}s (brand-new HOME to restored host)");
-    for (_, name, secs) in new {
-        let _ = writeln!(out, "   {name:<22} {secs:>7.2}s");
+    for (host, path) in [
+        ("kit", "the kit path: no toolchain, the kit out of the backup"),
+        ("new", "the cargo path: cargo xtask install from a clone"),
+    ] {
+        let new: Vec<&(&str, &str, f64)> = times.iter().filter(|(h, _, _)| *h == host).collect();
+        if new.is_empty() {
+            continue;
+        }
+        let total: f64 = new.iter().map(|(_, _, t)| t).sum();
+        let _ = writeln!(out, "== recovery time {total:.2}s, {path} (brand-new HOME to restored host)");
+        for (_, name, secs) in new {
+            let _ = writeln!(out, "   {name:<38} {secs:>7.2}s");
+        }
     }
     out
 }
@@ -283,10 +338,16 @@ fn succeeds(cmd: xshell::Cmd<'_>) -> bool {
     }
 }
 
-/// Makes the sandbox's pi-config remote: the fixture committed into a fresh repo.
-fn make_origin(sh: &Shell, fixture: &Path, origin: &Path) -> Result<()> {
+/// Where the manifest lies in a clone of the pi-config repo (the README's advice: at
+/// its root), relative to HOME.
+const IN_REPO_MANIFEST: &str = "pi-config/pi-bootstrap.yaml";
+
+/// Makes the sandbox's pi-config remote: the fixture and the host's manifest (at the
+/// root, as the README advises) committed into a fresh repo.
+fn make_origin(sh: &Shell, fixture: &Path, manifest: &Path, origin: &Path) -> Result<()> {
     fs_err::create_dir_all(origin)?;
     cmd!(sh, "cp -a {fixture}/. {origin}").run()?;
+    fs_err::copy(manifest, origin.join("pi-bootstrap.yaml"))?;
     let _dir = sh.push_dir(origin);
     let git =
         ["-c", "user.name=pi-bootstrap drill", "-c", "user.email=drill@localhost", "-c", "init.defaultBranch=main"];
@@ -397,6 +458,9 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         // The machine's own nginx, running before the restore reaches it.
         machine.start_nginx()?;
         sandbox::user_env(sh, &sandbox, Some(&machine))?;
+        if args.host == Host::Kit {
+            without_toolchain(sh)?;
+        }
         println!(
             "\ndrill: {:?} host, offline: private network, nginx and systemd --user running after {}",
             args.host,
@@ -410,14 +474,29 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         );
         data::fresh_account(sh, &home)?;
         sandbox::user_env(sh, &sandbox, None)?;
-        // Getting the tool: `cargo xtask install` puts the binaries in HOME, where the
-        // steps and the backup timer run them from.
-        println!("\n== 1. cargo xtask install (the step binaries into ~/{})", common::install::BIN_DIR);
-        let (_, done) = crate::install::install_binaries(&args.bin_dir, &home, false)?;
-        print!("{}", crate::install::describe(&done));
+        if args.host == Host::Kit {
+            without_toolchain(sh)?;
+        } else {
+            // Getting the tool: `cargo xtask install` puts the binaries in HOME, where
+            // the steps and the backup timer run them from.
+            println!("\n== 1. cargo xtask install (the step binaries into ~/{})", common::install::BIN_DIR);
+            let (_, done) = crate::install::install_binaries(&args.bin_dir, &home, false)?;
+            print!("{}", crate::install::describe(&done));
+        }
+        if let Some(built) = args.kit.as_ref().filter(|_| args.host == Host::Old) {
+            // The old host's user ran `cargo xtask kit`: every backup holds the kit.
+            println!("\n== cargo xtask kit (the restore kit into ~/{})", common::install::KIT_DIR);
+            let bytes = fs_err::read(built)?;
+            let built = kit::Kit { tarball: built.clone(), sha256: kit::sha256_hex(&bytes), bytes };
+            let (_, outcome) = kit::install_kit(&built, &home, false)?;
+            println!("   {outcome:?} {} (sha256 {})", common::install::KIT_FILE, built.sha256);
+        }
         // From the password manager, before anything: the one thing the user knows.
         let password = home.join(".config/pi-bootstrap/restic-password");
         common::fsx::write_atomic(&password, format!("{RESTIC_PASSWORD}\n").as_bytes(), Some(0o600))?;
+        if args.host == Host::Kit {
+            kit_from_the_backup(sh, args, &sandbox)?;
+        }
         // Step 1 of the restore order is the user's: clone the repo to get the tool.
         let started = Instant::now();
         let repo = home.join("pi-config");
@@ -428,7 +507,28 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         None
     };
 
-    for one in STEPS.iter().filter(|s| s.online == (args.phase == Phase::Online)) {
+    match (args.host, args.phase) {
+        (Host::Kit, Phase::Online) => {
+            let label =
+                "2-3. the kit's pi-bootstrap-restore --to bootstrap-pi-config (the steps that need the network)";
+            chain(sh, args, &sandbox, &["--to", "bootstrap-pi-config"], &mut seen, label)?;
+        }
+        (Host::Kit, Phase::Offline) => {
+            let label = "4-5. the kit's pi-bootstrap-restore --from bootstrap-services --to bootstrap-services";
+            let services = ["--from", "bootstrap-services", "--to", "bootstrap-services"];
+            chain(sh, args, &sandbox, &services, &mut seen, label)?;
+            let label =
+                "6. the kit's bootstrap-data restore --no-start (every byte compared before a service writes to it)";
+            step(sh, args, &sandbox, "bootstrap-data", &["restore", "--no-start"], &mut seen, label)?;
+            compare_with_the_old_host(&sandbox, args)?;
+            let label = "6-7. the kit's pi-bootstrap-restore --from bootstrap-data (starts the services that waited)";
+            chain(sh, args, &sandbox, &["--from", "bootstrap-data"], &mut seen, label)?;
+            rewritten_at_start(&sandbox, args)?;
+        }
+        _ => {}
+    }
+    let steps = STEPS.iter().filter(|_| args.host != Host::Kit);
+    for one in steps.filter(|s| s.online == (args.phase == Phase::Online)) {
         let n = restore::number(one.bin);
         let label = format!("{n}. {} {}", one.bin, one.args.join(" "));
         match (args.host, one.bin) {
@@ -485,12 +585,27 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
     if args.phase == Phase::Offline && args.host == Host::New {
         // The new host's first night: its own backup, and a verification from here.
         nightly_backup(sh, &mut seen)?;
+    }
+    // The kit host takes no backup: the cargo path after it restores the old host's
+    // last snapshot, and is compared with the old host's data. It reads the backup
+    // back from here, as its first night would (the audit asks for a verification).
+    if args.phase == Phase::Offline && args.host == Host::Kit {
+        println!("\n== the kit host's first verification of the backup (bootstrap-data verify; no backup from it)");
+        let verify = restore::Step { bin: "bootstrap-data", args: &["verify"], online: false };
+        let flags = vec!["--manifest".to_owned(), args.manifest.display().to_string()];
+        let run = restore::run_step(sh, &installed(args), &verify, &flags, true)?;
+        seen.show(&format!("{}{}", run.stdout, run.stderr));
+        if run.code != Some(0) {
+            return Err("the kit host cannot verify the backup".into());
+        }
+    }
+    if args.phase == Phase::Offline && args.host != Host::Old {
         rerun_and_audit(sh, args, &mut seen, &mut failed)?;
     }
     if CANARIES.iter().any(|(_, v)| seen.0.contains(v)) {
         failed.push("secrets in the output");
     }
-    if args.phase == Phase::Offline && args.host == Host::New {
+    if args.phase == Phase::Offline && args.host != Host::Old {
         println!("\n== secrets: the canary values appear in no output, log or state file");
         let leaks = canary_leaks(&sandbox, &seen.0);
         if leaks.is_empty() {
@@ -505,6 +620,109 @@ pub fn inside(sh: &Shell, args: &InsideArgs) -> Result<()> {
         }
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("drill failed: {}", failed.join(", ")).into()) }
+}
+
+/// The kit host's PATH: without every folder that holds `cargo` or `rustc`; proved by
+/// `command -v` failing for both inside the sandbox.
+fn without_toolchain(sh: &Shell) -> Result<()> {
+    let path = sh.var("PATH").unwrap_or_default();
+    let kept: Vec<&str> = path
+        .split(':')
+        .filter(|dir| !["cargo", "rustc"].iter().any(|tool| Path::new(dir).join(tool).exists()))
+        .collect();
+    sh.set_var("PATH", kept.join(":"));
+    let found = cmd!(sh, "sh -c 'command -v cargo || command -v rustc'").ignore_status().output()?;
+    if found.status.success() {
+        return Err(format!("a toolchain is still on PATH: {}", String::from_utf8_lossy(&found.stdout)).into());
+    }
+    println!("no toolchain: `command -v cargo` and `command -v rustc` fail (PATH={})", kept.join(":"));
+    Ok(())
+}
+
+/// The runbook's bare-machine path: the kit out of the repository with restic itself
+/// (`restic dump` of the kit's folder, unpacked in place), its checksum file checked,
+/// its hash compared with the current build's kit, then unpacked beside `bin/`.
+fn kit_from_the_backup(sh: &Shell, args: &InsideArgs, sandbox: &Layout) -> Result<()> {
+    let started = Instant::now();
+    let home = sandbox.home();
+    // The manifest as the user knows it: from the repo (not cloned yet).
+    let manifest =
+        data::load_manifest(&sandbox::origin(sandbox).join("pi-bootstrap.yaml"), &home, &sandbox_vars(sandbox))?;
+    let backup = manifest.backup.as_ref().ok_or("the manifest declares no backup: no kit can travel in it")?;
+    let kit = common::install::kit_dir(&home);
+    let lib = kit.parent().ok_or("the kit's folder has no parent")?.to_path_buf();
+    let host: Vec<String> = manifest.host.iter().flat_map(|h| ["--host".to_owned(), h.clone()]).collect();
+    println!("\n== the restore kit out of the backup: restic dump of ~/{} | tar -x -C /", common::install::KIT_DIR);
+    let repository = backup.repository.value.to_string();
+    let password = backup.password_file.path().to_path_buf();
+    let _env = (sh.push_env("RESTIC_REPOSITORY", repository), sh.push_env("RESTIC_PASSWORD_FILE", password));
+    let script = "set -o pipefail; restic dump \"$@\" | tar -x -C /";
+    cmd!(sh, "bash -c {script} restic-dump {host...} --path {kit} latest {kit}").run()?;
+    {
+        let _dir = sh.push_dir(&kit);
+        let sums = common::install::KIT_SUM_FILE;
+        cmd!(sh, "sha256sum -c {sums}").run()?;
+    }
+    let restored = kit::sha256_hex(&fs_err::read(kit.join(common::install::KIT_FILE))?);
+    let built = args.kit.as_ref().ok_or("no --kit: the current build's kit is not known")?;
+    let current = kit::sha256_hex(&fs_err::read(built)?);
+    if restored != current {
+        return Err(format!("the kit in the backup ({restored}) is not the current build's ({current})").into());
+    }
+    println!("the kit in the backup is the current build's (sha256 {current})");
+    let tarball = kit.join(common::install::KIT_FILE);
+    cmd!(sh, "tar -xzf {tarball} -C {lib}").run()?;
+    let version = fs_err::read_to_string(lib.join("VERSION"))?;
+    println!("unpacked into ~/.local/lib/pi-bootstrap: {}", version.trim());
+    record_time(sandbox, args.host, "the kit out of the backup", started.elapsed())?;
+    Ok(())
+}
+
+/// Runs the kit's `pi-bootstrap-restore` (`range`: `--from`, `--to`) with `--json`,
+/// shows each step's items, records each step's time (the chain's own measure); a
+/// chain that does not exit 0 stops the drill.
+fn chain(sh: &Shell, args: &InsideArgs, sandbox: &Layout, range: &[&str], seen: &mut Seen, label: &str) -> Result<()> {
+    println!("\n== {label}");
+    let program = installed(args).join(bootstrap_restore::NAME);
+    let manifest = &args.manifest;
+    let out = cmd!(sh, "{program} --manifest {manifest} {range...} --json").ignore_status().output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    seen.add(&stdout);
+    seen.add(&stderr);
+    let doc: serde_json::Value = serde_json::from_str(&stdout)
+        .map_err(|e| format!("{} printed no JSON document ({e}): {stdout}{stderr}", bootstrap_restore::NAME))?;
+    for ran in doc["steps"].as_array().into_iter().flatten() {
+        let name = std::iter::once(ran["step"].as_str().unwrap_or("?"))
+            .chain(ran["args"].as_array().into_iter().flatten().filter_map(|a| a.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("-- {name}");
+        for item in ran["report"]["items"].as_array().into_iter().flatten() {
+            let status = item["status"].as_str().unwrap_or("?");
+            println!("{status:<13} {} {}", item["id"].as_str().unwrap_or("?"), item["detail"].as_str().unwrap_or(""));
+        }
+        let summary = &ran["report"]["summary"];
+        println!(
+            "-- {name}: exit {} in {:.2}s (changed={} failed={})",
+            ran["exit_code"],
+            ran["seconds"].as_f64().unwrap_or(0.0),
+            summary["changed"],
+            summary["failed"]
+        );
+        let took = Duration::from_secs_f64(ran["seconds"].as_f64().unwrap_or(0.0).max(0.0));
+        record_time(sandbox, args.host, &name, took)?;
+    }
+    if out.status.code() != Some(0) {
+        return Err(format!(
+            "the kit's {} failed (exit {:?}, stopped at {}): {stderr}",
+            bootstrap_restore::NAME,
+            out.status.code(),
+            doc["stopped_at"]
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Every `backup`-class path of the manifest, entry by entry, against the old host's.
