@@ -24,3 +24,30 @@ pub fn built_binaries() -> &'static Path {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from).join("debug")
     })
 }
+
+/// `cargo xtask kit --no-install --out OUT` with `xtask` (the built binary, which only
+/// xtask's own tests know: `env!("CARGO_BIN_EXE_xtask")`) and HOME at `home`: the
+/// restore kit of the current build, as a user makes it; fails with its output.
+pub fn build_kit(xtask: &Path, out: &Path, home: &Path) -> crate::TestResult {
+    let built = Command::new(xtask)
+        .args(["kit", "--no-install", "--out"])
+        .arg(out)
+        .current_dir(root())
+        .env("HOME", home)
+        .env_remove("PI_BOOTSTRAP_MANIFEST")
+        .output()?;
+    if !built.status.success() {
+        return Err(format!(
+            "cargo xtask kit failed:\n{}{}",
+            String::from_utf8_lossy(&built.stdout),
+            String::from_utf8_lossy(&built.stderr)
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The file name of the kit's tarball in the folder [`build_kit`] wrote.
+pub fn kit_file_name() -> String {
+    format!("pi-bootstrap-kit-{}-x86_64-unknown-linux-gnu.tar.gz", env!("CARGO_PKG_VERSION"))
+}

@@ -7,7 +7,8 @@
 //! `bootstrap-data backup` takes it into every snapshot.
 //!
 //! The tarball unpacks into `~/.local/lib/pi-bootstrap`: `bin/` (the binaries, where
-//! `cargo xtask install` puts them and the backup timer runs them from), `share/`
+//! `cargo xtask install` puts them and the backup timer runs them from, and their
+//! `SHA256SUMS`, which the Ansible role checks each host's copies against), `share/`
 //! (`bootstrap.md`, `manifest.schema.json`) and `VERSION`. It is deterministic: entries
 //! sorted, every time 0, owner root, modes fixed, gzip without a time or name, so the
 //! same build gives the same bytes (restic stores it once; a test compares the kit in
@@ -214,12 +215,17 @@ pub fn assemble(release: &Path, manifest: &Path, manifest_arg: &str, out: &Path)
         Entry { path: "share/".into(), mode: 0o755, data: None },
     ];
     let mut refused = Vec::new();
+    let mut sums = String::new();
     for name in install::binaries() {
         let path = release.join(name);
         let bytes = fs_err::read(&path).map_err(|e| format!("{e}: build it first (cargo xtask kit builds it)"))?;
         refused.extend(problems(name, &elf_needs(&bytes).map_err(|e| format!("{}: {e}", path.display()))?));
+        sums.push_str(&sum_line(&sha256_hex(&bytes), name));
         entries.push(Entry { path: format!("bin/{name}"), mode: 0o755, data: Some(bytes) });
     }
+    // The binaries' own checksums, as `sha256sum` writes them: what the Ansible role
+    // checks the copies on each host against.
+    entries.push(Entry { path: "bin/SHA256SUMS".into(), mode: 0o644, data: Some(sums.into_bytes()) });
     if !refused.is_empty() {
         return Err(format!("the kit would not run on a bare Debian 12:\n  {}", refused.join("\n  ")).into());
     }

@@ -23,7 +23,7 @@ use test_support::git::init_repo;
 use test_support::process::{PLAIN_PATH, no_canary};
 use test_support::python::ansible_bin;
 use test_support::sandbox::{get, isolated_shown, progress};
-use test_support::workspace::{built_binaries, root};
+use test_support::workspace::{build_kit, kit_file_name, root};
 use test_support::{Error, TestResult};
 
 const CANARY: &str = "canary-fleet-token-9c41";
@@ -162,25 +162,18 @@ fn diff_hosts(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The kit a controller hands to the role, as a restore kit comes: a tarball of a
-/// folder with the binaries, stripped as a release kit's are, and their SHA256SUMS.
-fn make_kit(dir: &Path) -> TestResult {
-    let kit = dir.join("kit/pi-bootstrap-kit");
-    fs::create_dir_all(&kit)?;
-    let mut names = vec![bootstrap_restore::NAME, "pi-config-audit"];
-    names.extend(bootstrap_restore::STEPS.iter().map(|s| s.bin));
-    for name in &names {
-        let out = Command::new("strip").arg("-o").arg(kit.join(name)).arg(built_binaries().join(name)).output()?;
-        assert!(out.status.success(), "strip {name}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let out = Command::new("sha256sum").args(&names).current_dir(&kit).output()?;
-    assert!(out.status.success());
-    fs::write(kit.join("SHA256SUMS"), &out.stdout)?;
-    let tarball = dir.join("pi-bootstrap-kit.tar");
-    let out =
-        Command::new("tar").arg("-cf").arg(&tarball).arg("-C").arg(dir.join("kit")).arg("pi-bootstrap-kit").output()?;
-    assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(())
+/// The restore kit of the current build, as a controller hands it to the role: the
+/// tarball `cargo xtask kit` makes (the binaries in `bin/`, with their `SHA256SUMS`),
+/// and the folder of its binaries once unpacked. Returns both.
+fn make_kit(dir: &Path) -> Result<(PathBuf, PathBuf), Error> {
+    let out = dir.join("kit");
+    build_kit(Path::new(env!("CARGO_BIN_EXE_xtask")), &out, &dir.join("home"))?;
+    let tarball = out.join(kit_file_name());
+    let unpacked = out.join("unpacked");
+    fs::create_dir_all(&unpacked)?;
+    let done = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&unpacked).output()?;
+    assert!(done.status.success(), "tar: {}", String::from_utf8_lossy(&done.stderr));
+    Ok((tarball, unpacked.join("bin")))
 }
 
 /// Each host's pi-config remote, owned by its account (git refuses a repository of
@@ -234,7 +227,7 @@ pi_bootstrap_secrets:
 ",
             key = fleet.key.display(),
             known = fleet.known_hosts.display(),
-            kit = dir.join("pi-bootstrap-kit.tar").display(),
+            kit = dir.join("kit").join(kit_file_name()).display(),
             manifest = dir.join("pi-bootstrap.yaml").display(),
         ),
     )?;
@@ -267,7 +260,7 @@ fn three_hosts_are_restored_checked_and_audited_through_ansible_over_ssh() -> Te
     let dir = machine.layout.root.join("controller");
     fs::create_dir_all(dir.join("home"))?;
     let mut controller = Controller { bin, dir: dir.clone(), seen: String::new() };
-    make_kit(&dir)?;
+    let (_, kit_bin) = make_kit(&dir)?;
     progress(&format!("kit made: {:.1}s", started.elapsed().as_secs_f64()));
     fs::write(dir.join("pi-bootstrap.yaml"), MANIFEST)?;
     let origins = fleet.hosts.iter().map(|h| make_origin(&machine, h)).collect::<Result<Vec<_>, _>>()?;
@@ -327,7 +320,7 @@ fn three_hosts_are_restored_checked_and_audited_through_ansible_over_ssh() -> Te
 
     // The audit: never changed; with fail_on_drift, vps alone fails. The kit as an
     // unpacked folder this time: the same binaries, nothing copied.
-    let kit_dir = format!("pi_bootstrap_kit={}", dir.join("kit/pi-bootstrap-kit").display());
+    let kit_dir = format!("pi_bootstrap_kit={}", kit_bin.display());
     let audit =
         controller.playbook("pi_bootstrap.host.audit", &["-e", "pi_bootstrap_fail_on_drift=true", "-e", &kit_dir])?;
     assert_ne!(audit.code, Some(0), "{}", audit.text);

@@ -34,21 +34,8 @@ fn run(program: &str, args: &[&str], dir: &Path) -> Result<String, Box<dyn std::
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn build_kit(root: &Path, out: &Path, home: &Path) -> TestResult {
-    let built = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["kit", "--no-install", "--out"])
-        .arg(out)
-        .current_dir(root)
-        .env("HOME", home)
-        .env_remove("PI_BOOTSTRAP_MANIFEST")
-        .output()?;
-    assert!(
-        built.status.success(),
-        "cargo xtask kit failed:\n{}{}",
-        String::from_utf8_lossy(&built.stdout),
-        String::from_utf8_lossy(&built.stderr)
-    );
-    Ok(())
+fn build_kit(_root: &Path, out: &Path, home: &Path) -> TestResult {
+    test_support::workspace::build_kit(Path::new(env!("CARGO_BIN_EXE_xtask")), out, home)
 }
 
 /// The newest `GLIBC_x.y` that `readelf --version-info` lists as needed.
@@ -74,7 +61,7 @@ fn the_kit_runs_on_a_bare_debian_12_and_is_the_same_bytes_every_build() -> TestR
     build_kit(root, &second, &home)?;
     assert!(!home.join(".local").exists(), "--no-install installed the kit");
 
-    let name = format!("pi-bootstrap-kit-{}-x86_64-unknown-linux-gnu.tar.gz", env!("CARGO_PKG_VERSION"));
+    let name = test_support::workspace::kit_file_name();
     let bytes = std::fs::read(first.join(&name))?;
     assert!(bytes == std::fs::read(second.join(&name))?, "two builds gave two different tarballs");
     run("sha256sum", &["-c", &format!("{name}.sha256")], &first)?;
@@ -82,7 +69,8 @@ fn the_kit_runs_on_a_bare_debian_12_and_is_the_same_bytes_every_build() -> TestR
     let listed = run("tar", &["-tzvf", &name], &first)?;
     let mut paths: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().last()).collect();
     paths.sort_unstable();
-    let mut expected = vec!["VERSION", "bin/", "share/", "share/bootstrap.md", "share/manifest.schema.json"];
+    let mut expected =
+        vec!["VERSION", "bin/", "bin/SHA256SUMS", "share/", "share/bootstrap.md", "share/manifest.schema.json"];
     let bins: Vec<String> = BINARIES.iter().map(|b| format!("bin/{b}")).collect();
     expected.extend(bins.iter().map(String::as_str));
     expected.sort_unstable();
@@ -92,6 +80,7 @@ fn the_kit_runs_on_a_bare_debian_12_and_is_the_same_bytes_every_build() -> TestR
     let unpacked = dir.path().join("unpacked");
     std::fs::create_dir_all(&unpacked)?;
     run("tar", &["-xzf", &first.join(&name).display().to_string(), "-C", &unpacked.display().to_string()], root)?;
+    run("sha256sum", &["--check", "--strict", "--quiet", "SHA256SUMS"], &unpacked.join("bin"))?;
     let runbook = std::fs::read_to_string(unpacked.join("share/bootstrap.md"))?;
     assert!(runbook.contains("## On a bare machine: three commands, no toolchain"), "{runbook}");
     for bin in BINARIES {
