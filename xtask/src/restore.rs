@@ -69,6 +69,20 @@ pub fn run_step(sh: &Shell, bin_dir: &Path, step: &Step, flags: &[String], captu
     Ok(StepRun { code: run.code, took: run.took, stdout: run.stdout, stderr: run.stderr })
 }
 
+/// The line that marks, in the peak-memory file, where the drill's no-op benchmark
+/// begins (`true`) or ends: the runs between the two are the no-op figures.
+pub fn mark_noop_runs(begin: bool) -> Result<()> {
+    let Some(file) = std::env::var_os(PEAK_MEMORY_FILE_VAR) else { return Ok(()) };
+    use std::io::Write as _;
+    let mut file = fs_err::OpenOptions::new().create(true).append(true).open(file)?;
+    writeln!(file, "{}", if begin { NOOP_BEGIN } else { NOOP_END })?;
+    Ok(())
+}
+
+/// The peak-memory file's markers of the no-op runs ([`mark_noop_runs`]).
+pub const NOOP_BEGIN: &str = "# no-op runs begin";
+pub const NOOP_END: &str = "# no-op runs end";
+
 /// The folder of the built step binaries (what `cargo xtask install` copies from).
 pub fn bin_dir(root: &Path) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);

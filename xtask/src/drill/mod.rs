@@ -831,6 +831,7 @@ fn bench_noop(sh: &Shell, args: &InsideArgs, flags: &[String]) -> Result<()> {
     println!("\n== benchmark: {} no-op runs of each step on the restored host (min / median / goal)", args.bench);
     let audit = restore::Step { bin: "pi-config-audit", args: &[], online: false };
     let mut chain = Duration::ZERO;
+    restore::mark_noop_runs(true)?;
     for step in STEPS.iter().chain(std::iter::once(&audit)) {
         let mut times = Vec::new();
         for _ in 0..args.bench {
@@ -860,6 +861,7 @@ fn bench_noop(sh: &Shell, args: &InsideArgs, flags: &[String]) -> Result<()> {
         chain.as_secs_f64() * 1e3,
         against(chain, Some(NOOP_CHAIN_GOAL))
     );
+    restore::mark_noop_runs(false)?;
     Ok(())
 }
 
