@@ -74,18 +74,9 @@ pub const FOR_DRILL: &[Needed] = &[
     need("nginx", "nginx-light"),
 ];
 
-/// What `cargo xtask bench` needs: the drill's needs and GNU time (peak memory).
-pub const FOR_BENCH: &[Needed] = &[
-    need("git", "git"),
-    need("unshare", "util-linux"),
-    need("ip", "iproute2"),
-    need("systemctl", "systemd"),
-    need("python3", "python3"),
-    need("restic", "restic"),
-    need("nginx", "nginx-light"),
-    need("time", "time"),
-    need_python_module("ensurepip", "python3-venv"),
-];
+/// What `cargo xtask bench` needs beyond [`FOR_DRILL`] (it runs the drill): GNU time
+/// (peak memory) and the venv of ansible-core (`--vs-ansible`).
+pub const FOR_BENCH: &[Needed] = &[need("time", "time"), need_python_module("ensurepip", "python3-venv")];
 
 fn on_path(command: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -96,7 +87,15 @@ fn on_path(command: &str) -> bool {
 
 /// Installs the packages of the commands that are missing.
 pub fn ensure(sh: &Shell, needed: &[Needed]) -> Result<(), xshell::Error> {
-    let missing: Vec<&str> = needed.iter().filter(|n| !n.is_there(sh)).map(|n| n.package).collect();
+    ensure_all(sh, &[needed])
+}
+
+/// [`ensure`] for several lists at once: one `apt-get update` for all.
+pub fn ensure_all(sh: &Shell, lists: &[&[Needed]]) -> Result<(), xshell::Error> {
+    let mut missing: Vec<&str> =
+        lists.iter().flat_map(|l| l.iter()).filter(|n| !n.is_there(sh)).map(|n| n.package).collect();
+    missing.sort_unstable();
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }

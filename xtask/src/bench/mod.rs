@@ -101,7 +101,7 @@ fn build_name(args: &BenchArgs) -> &'static str {
 /// The outer half: build, run each part, show and keep the figures.
 pub fn run(sh: &Shell, root: &Path, args: &BenchArgs) -> Result<()> {
     let all = !(args.criterion || args.noop || args.vs_ansible || args.scale);
-    host_packages::ensure(sh, host_packages::FOR_BENCH)?;
+    host_packages::ensure_all(sh, &[host_packages::FOR_DRILL, host_packages::FOR_BENCH])?;
     let build = build_name(args);
     let _profile = sh.push_env(restore::PROFILE_VAR, build);
     // The binaries as the drill builds them (the drill runs with the same variable).
