@@ -10,12 +10,11 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 
 use support::{Host, PATHS};
 use test_support::json::{detail, item};
 use test_support::redact::Redactions;
+use test_support::sandbox::CallLog;
 use test_support::{Error, TestResult};
 
 /// Every `backup`-class item of the test host.
@@ -28,63 +27,28 @@ const PATH_IDS: &[&str] = &[
     "data:path:bootstrap-config",
 ];
 
-/// A `restic` on PATH that writes each call's arguments to `calls.log`, then runs the
-/// real one.
-struct Wrapper {
-    dir: PathBuf,
-}
-
-impl Wrapper {
-    fn new(host: &Host) -> Result<Wrapper, Error> {
-        let real = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .map(|d| d.join("restic"))
-            .find(|p| p.is_file())
-            .ok_or("restic is not installed")?;
-        let dir = host.dir.path().join("wrapper");
-        fs::create_dir_all(&dir)?;
-        let log = dir.join("calls.log");
-        let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display());
-        fs::write(dir.join("restic"), script)?;
-        fs::set_permissions(dir.join("restic"), fs::Permissions::from_mode(0o755))?;
-        Ok(Wrapper { dir })
-    }
-
-    /// PATH with the wrapper first.
-    fn path(&self) -> String {
-        format!("{}:{}", self.dir.display(), std::env::var("PATH").unwrap_or_default())
-    }
-
-    /// The calls since the last look, and forgets them.
-    fn calls(&self) -> Result<Vec<String>, Error> {
-        let log = self.dir.join("calls.log");
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        let _ = fs::remove_file(&log);
-        Ok(text.lines().map(str::to_owned).collect())
-    }
-}
-
 fn record(host: &Host) -> Result<serde_json::Value, Error> {
     let file = host.home().join(".local/state/pi-bootstrap/backup-record.json");
     Ok(serde_json::from_str(&fs::read_to_string(file)?)?)
 }
 
 /// Runs `status` (with `args`) with the wrapper on PATH: its report and the restic calls.
-fn status(host: &mut Host, wrapper: &Wrapper, args: &[&str]) -> Result<(serde_json::Value, Vec<String>), Error> {
-    host.env = vec![("PATH".into(), wrapper.path())];
+fn status(host: &mut Host, wrapper: &CallLog, args: &[&str]) -> Result<(serde_json::Value, Vec<String>), Error> {
+    host.env = vec![("PATH".into(), wrapper.path()?.to_string_lossy().into_owned())];
     let run = host.run(&[&["status", "--json"][..], args].concat())?;
     host.env.clear();
     let report = run.json()?;
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
-    Ok((report, wrapper.calls()?))
+    // Each call's arguments (the log names the program first).
+    let calls = wrapper.take().iter().map(|c| c.strip_prefix("restic ").unwrap_or(c).to_owned()).collect();
+    Ok((report, calls))
 }
 
 #[test]
 fn status_after_a_backup_runs_no_restic_and_deep_asks_the_repository() -> TestResult {
     let mut host = Host::new()?;
     host.seed()?;
-    let wrapper = Wrapper::new(&host)?;
+    let wrapper = CallLog::install_in(host.dir.path(), &["restic"])?;
     assert_eq!(host.run(&["backup"])?.code, Some(0));
     let snapshots: serde_json::Value = serde_json::from_str(&host.restic(&["snapshots", "--json"])?)?;
     let (id, short) = (snapshots[0]["id"].as_str().unwrap_or("?"), snapshots[0]["short_id"].as_str().unwrap_or("?"));
@@ -133,7 +97,7 @@ fn status_after_a_backup_runs_no_restic_and_deep_asks_the_repository() -> TestRe
 fn a_record_of_another_repository_or_host_or_one_that_does_not_read_is_not_trusted() -> TestResult {
     let mut host = Host::new()?;
     host.seed()?;
-    let wrapper = Wrapper::new(&host)?;
+    let wrapper = CallLog::install_in(host.dir.path(), &["restic"])?;
     assert_eq!(host.run(&["backup"])?.code, Some(0));
 
     // The same snapshots in another repository (a copy): the record is not of it.
@@ -185,7 +149,7 @@ const LONG_AGO: &str = "2020-01-01 00:00:00";
 fn a_snapshot_made_outside_the_record_shows_only_with_deep() -> TestResult {
     let mut host = Host::new()?;
     host.seed()?;
-    let wrapper = Wrapper::new(&host)?;
+    let wrapper = CallLog::install_in(host.dir.path(), &["restic"])?;
     let h = host.home();
     // A snapshot of long ago, made by restic itself, then a restore that reads it (the
     // data here is the same: nothing comes back, every path is settled).

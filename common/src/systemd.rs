@@ -171,32 +171,32 @@ pub fn show(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdE
             && units.iter().all(|u| kind_pattern(u).is_some_and(|k| look.patterns.contains(&k)));
         covered.then(|| units.iter().filter_map(|u| look.units.get(u).map(|s| (u.clone(), s.clone()))).collect())
     });
-    if let Some(mut by_name) = known {
-        let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
-        for state in not_loaded(&missing, extra)? {
-            by_name.insert(state.id.clone(), state);
-        }
-        return Ok(units
-            .iter()
-            .map(|u| by_name.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
-            .collect());
+    if let Some(by_name) = known {
+        return with_not_loaded(units, by_name, extra);
     }
     if units.len() <= BY_PATTERN_ABOVE {
         return show_named(units, extra);
     }
-    let patterns: std::collections::BTreeSet<String> =
-        units.iter().filter_map(|u| u.rsplit_once('.')).map(|(_, kind)| format!("*.{kind}")).collect();
+    let patterns: BTreeSet<String> = units.iter().filter_map(|u| kind_pattern(u)).collect();
     let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
-    let mut by_name: BTreeMap<String, UnitState> =
-        show_all(&patterns, extra)?.into_iter().map(|u| (u.id.clone(), u)).collect();
-    // A unit that is not loaded is not in a pattern's answer: ask for those by name.
-    let missing: Vec<String> = units.iter().filter(|u| !by_name.contains_key(*u)).cloned().collect();
+    let by_name = show_all(&patterns, extra)?.into_iter().map(|u| (u.id.clone(), u)).collect();
+    with_not_loaded(units, by_name, extra)
+}
+
+/// `units` in order, from `loaded` (the units a pattern's answer held) and, for those it
+/// does not hold (not loaded), [`not_loaded`].
+fn with_not_loaded(
+    units: &[String],
+    mut loaded: BTreeMap<String, UnitState>,
+    extra: &[&str],
+) -> Result<Vec<UnitState>, SystemdError> {
+    let missing: Vec<String> = units.iter().filter(|u| !loaded.contains_key(*u)).cloned().collect();
     for state in not_loaded(&missing, extra)? {
-        by_name.insert(state.id.clone(), state);
+        loaded.insert(state.id.clone(), state);
     }
     Ok(units
         .iter()
-        .map(|u| by_name.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
+        .map(|u| loaded.get(u).cloned().unwrap_or_else(|| UnitState { id: u.clone(), ..UnitState::default() }))
         .collect())
 }
 

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::sandbox::{Machine, SHOWN, isolated_passing_on};
 
@@ -67,9 +67,14 @@ pub struct CallLog {
 impl CallLog {
     /// Shims for `programs` (each found on this process's `PATH`) in the sandbox's root.
     pub fn install(machine: &Machine, programs: &[&str]) -> Result<CallLog, Error> {
-        let shims = machine.layout.root.join("shim");
+        CallLog::install_in(&machine.layout.root, programs)
+    }
+
+    /// Shims for `programs` in `dir` (a test's own temporary folder), its log beside them.
+    pub fn install_in(dir: &Path, programs: &[&str]) -> Result<CallLog, Error> {
+        let shims = dir.join("shim");
         fs::create_dir_all(&shims)?;
-        let log = machine.layout.root.join("calls.log");
+        let log = dir.join("calls.log");
         for program in programs {
             let real = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
                 .map(|dir| dir.join(program))
