@@ -19,7 +19,8 @@
 //! The restore kit (`~/.local/lib/pi-bootstrap/kit`, `common::install::KIT_DIR`), when
 //! it is there, goes into the same snapshot as one more path of restic's (item
 //! `kit:restore-kit`; not with `--only`): the bare-machine path of the runbook
-//! restores it from there. It is not a path of the manifest: no ledger entry, no
+//! restores it from there; when it is not there the item is `skipped` and says the
+//! snapshot cannot serve that path. It is not a path of the manifest: no ledger entry, no
 //! record, no status, and restores, forgets and the audit never ask about it.
 
 use std::path::Path;
@@ -111,8 +112,19 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
     let kit = kit_path(home, options);
     if options.check || set.targets.is_empty() {
         let mut report = finish(report, repo, &would)?;
-        if let Some(kit) = kit.filter(|_| options.check && !set.targets.is_empty()) {
-            report.push(kit_item(&kit, Status::WouldChange, "would back up the restore kit into the new snapshot"));
+        if options.check && !set.targets.is_empty() {
+            match &kit {
+                Some(kit) => report.push(kit_item(
+                    kit,
+                    Status::WouldChange,
+                    "would back up the restore kit into the new snapshot",
+                )),
+                None => {
+                    if let Some(item) = no_kit_item(home, options) {
+                        report.push(item);
+                    }
+                }
+            }
         }
         return Ok(report);
     }
@@ -191,8 +203,13 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
                 }
             };
             let mut report = finish(report, repo, &|p| with_notes(backed_up(&set, p, &outcome, home), p))?;
-            if let Some(kit) = &kit {
-                report.push(kit_item(kit, Status::Changed, format!("in snapshot {}", outcome.snapshot)));
+            match &kit {
+                Some(kit) => report.push(kit_item(kit, Status::Changed, format!("in snapshot {}", outcome.snapshot))),
+                None => {
+                    if let Some(item) = no_kit_item(home, options) {
+                        report.push(item);
+                    }
+                }
             }
             if let Some(failed) = recorded {
                 report.push(failed);
@@ -209,6 +226,23 @@ pub fn backup(manifest: &Manifest, ctx: &Ctx, options: &Options) -> Result<Repor
 fn kit_path(home: &Path, options: &Options) -> Option<std::path::PathBuf> {
     let kit = common::install::kit_dir(home);
     (options.only.is_empty() && kit.join(common::install::KIT_FILE).is_file()).then_some(kit)
+}
+
+/// Without a restore kit in place (and the whole backup asked for): the snapshot holds
+/// none, so the runbook's bare-machine path cannot restore from it; said, not failed
+/// (a host restored with cargo does not need it).
+fn no_kit_item(home: &Path, options: &Options) -> Option<Item> {
+    let kit = common::install::kit_dir(home);
+    options.only.is_empty().then(|| {
+        kit_item(
+            &kit,
+            Status::Skipped,
+            format!(
+                "no restore kit at {}: this snapshot cannot restore a machine without a Rust toolchain (the runbook's bare-machine path); run `cargo xtask kit` once, and every backup after takes it",
+                common::report::tilde(&kit.join(common::install::KIT_FILE), home)
+            ),
+        )
+    })
 }
 
 /// The item of the restore kit.
