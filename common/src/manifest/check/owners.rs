@@ -4,6 +4,7 @@
 //! the kept copies and points into itself; a folder where a link goes is written into
 //! the repo; a shell block in an env file puts its secrets in the kept copies.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::super::types::{Manifest, Pos};
@@ -156,12 +157,16 @@ fn same_path(first: &Claim, later: &Claim) -> String {
 /// One owner per host path (see the module's documentation).
 pub(super) fn check_owners(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
     let claims = claims(m, home);
-    for (i, later) in claims.iter().enumerate() {
-        if let Some(first) = claims[..i].iter().find(|c| c.path == later.path && !may_share(c, later)) {
+    // The claims on each path, in file order: one map, not every pair of claims.
+    let mut by_path: BTreeMap<&Path, Vec<&Claim>> = BTreeMap::new();
+    for later in &claims {
+        let earlier = by_path.entry(later.path.as_path()).or_default();
+        if let Some(first) = earlier.iter().find(|c| !may_share(c, later)) {
             // A shell block over a secret is the block's mistake: said at the block.
-            let (at, other) = if first.how == Use::ShellFile { (first, later) } else { (later, first) };
+            let (at, other) = if first.how == Use::ShellFile { (*first, later) } else { (later, *first) };
             p.push(Problem::new(at.pos, &at.key, same_path(other, at)));
         }
+        earlier.push(later);
     }
     let repo = m.repo.path.path();
     for claim in &claims {
@@ -197,7 +202,10 @@ pub(super) fn check_owners(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
         if repo.starts_with(target) {
             continue; // said above: the link would replace the repo, and everything in it
         }
-        for inner in claims.iter().filter(|c| c.path != target && c.path.starts_with(target)) {
+        // Paths order by component, so what lies inside `target` follows it in the map.
+        let inside = by_path.range(target..).skip_while(|(path, _)| **path == target);
+        let inside = inside.take_while(|(path, _)| path.starts_with(target)).flat_map(|(_, claims)| claims.iter());
+        for inner in inside {
             p.push(Problem::new(
                 inner.pos,
                 &inner.key,
