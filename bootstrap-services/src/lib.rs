@@ -13,7 +13,7 @@
 //!
 //! A restart that is due is written to the state folder before any file changes, so a
 //! run that dies halfway restarts it on the next run. The state of every unit comes
-//! from one `systemctl --user show` call.
+//! from one read of the user manager (`common::systemd::show`).
 //!
 //! On a fresh host, a service that writes to data still awaiting its restore waits:
 //! installed, not enabled, not started, until `bootstrap-data restore` has put its data
@@ -218,27 +218,27 @@ fn services(
     // What is due, decided and written down before anything changes.
     let observed: Vec<(usize, Observed)> =
         files.iter().enumerate().filter_map(|(i, f)| f.observe(ctx).ok().map(|o| (i, o))).collect();
-    let unit_differs = |service: &Service| {
-        let units = service.unit_names();
-        observed.iter().any(|(i, o)| {
-            let name = files[*i].target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            matches!(o, Observed::Differs(_)) && units.contains(&name)
-        })
-    };
+    // The unit files that differ from the repo's, by name: looked up per service.
+    let differing: BTreeSet<String> = observed
+        .iter()
+        .filter(|(_, o)| matches!(o, Observed::Differs(_)))
+        .filter_map(|(i, _)| files[*i].target.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let unit_differs = |service: &Service| service.unit_names().iter().any(|u| differing.contains(u));
     let timer_unit = backup_timer::timer_unit();
     let mut names: Vec<String> = chosen.iter().flat_map(|s| s.units_to_run()).collect();
     if timer.is_some() {
         names.push(timer_unit.clone());
     }
     let before = match systemd::show(&names, UNIT_PROPERTIES) {
-        Ok(states) => states,
+        Ok(states) => States::of(states),
         Err(e) => {
             report.push(Item::new("service:state", "service", Status::Failed, e.to_string()));
             return;
         }
     };
-    let is_running = |service: &Service, states: &[UnitState]| {
-        service.units_to_run().iter().all(|u| states.iter().any(|s| s.id == *u && s.is_active()))
+    let is_running = |service: &Service, states: &States| {
+        service.units_to_run().iter().all(|u| states.0.get(u).is_some_and(UnitState::is_active))
     };
     // Decided from what was observed and what the journal says (`decide`), before
     // anything changes.
@@ -271,11 +271,10 @@ fn services(
     }
     // The timer restarts when its own unit changed while it runs (the service it
     // starts is read afresh at each run).
-    let state_of = |states: &[UnitState], unit: &str| states.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
     if let Some(timer) = timer {
         let differs =
             generated.iter().any(|u| u.id == timer.timer.id && matches!(u.observe(ctx), Ok(Observed::Differs(_))));
-        if differs && state_of(&before, &timer_unit).is_active() {
+        if differs && before.get(&timer_unit).is_active() {
             due.insert(timer.id.0.clone());
         }
     }
@@ -341,12 +340,13 @@ fn services(
             report.push(Item::new(&ItemId::new("service", name).0, "service", status, detail));
         }
         if let Some(timer) = timer {
-            report.push(timer_check_item(timer, &state_of(&before, &timer_unit), &due, &broken, &ctx.home));
+            report.push(timer_check_item(timer, &before.get(&timer_unit), &due, &broken, &ctx.home));
         }
         // A unit file that changed after the last daemon-reload (an interrupted run):
         // systemd still runs the old definition.
         let stale: Vec<&str> = before
-            .iter()
+            .0
+            .values()
             .filter(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"))
             .map(|s| s.id.as_str())
             .collect();
@@ -363,7 +363,7 @@ fn services(
         }
         return;
     }
-    let stale = before.iter().any(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"));
+    let stale = before.0.values().any(|s| s.properties.get("NeedDaemonReload").is_some_and(|v| v == "yes"));
     common::sys::crash_point("before-daemon-reload");
     if units_changed || stale {
         match systemd::daemon_reload() {
@@ -375,7 +375,8 @@ fn services(
 
     // Without a reload, systemd has them as they were before.
     let reloaded = units_changed || stale;
-    let current = if reloaded { systemd::show(&names, UNIT_PROPERTIES).unwrap_or_default() } else { before.clone() };
+    let current =
+        if reloaded { States::of(systemd::show(&names, UNIT_PROPERTIES).unwrap_or_default()) } else { before.clone() };
     let mut actions = Actions::default();
     for service in &chosen {
         let plan = plans.get(service.name.as_str()).copied().unwrap_or(Plan::Ensure);
@@ -385,9 +386,9 @@ fn services(
     let done = actions.clone();
     let Actions { enable: mut to_enable, start: mut to_start, restart: mut to_restart } = actions;
     // The timer, once its units are in place (or as they were, when they failed).
-    let act_on_timer = timer.filter(|_| broken.is_empty() && state_of(&current, &timer_unit).exists());
+    let act_on_timer = timer.filter(|_| broken.is_empty() && current.get(&timer_unit).exists());
     let timer_done = act_on_timer
-        .map(|timer| timer_actions(&timer_unit, &state_of(&current, &timer_unit), due.contains(&timer.id.0)))
+        .map(|timer| timer_actions(&timer_unit, &current.get(&timer_unit), due.contains(&timer.id.0)))
         .unwrap_or_default();
     to_enable.extend(timer_done.enable.iter().cloned());
     to_start.extend(timer_done.start.iter().cloned());
@@ -404,7 +405,8 @@ fn services(
     }
     let touched: Vec<String> = to_start.iter().chain(&to_restart).cloned().collect();
     let acted = !(to_enable.is_empty() && touched.is_empty());
-    let after = if acted { systemd::wait_settled_with(&names, &touched, UNIT_PROPERTIES) } else { current.clone() };
+    let after =
+        if acted { States::of(systemd::wait_settled_with(&names, &touched, UNIT_PROPERTIES)) } else { current.clone() };
     for service in &chosen {
         let name = service.name.as_str();
         let id = ItemId::new("service", name).0;
@@ -423,7 +425,7 @@ fn services(
             let states: Vec<String> = run_units
                 .iter()
                 .map(|u| {
-                    let s = after.iter().find(|s| s.id == *u).cloned().unwrap_or_default();
+                    let s = after.get(u);
                     format!("{u} is {} ({})", s.active_state, s.sub_state)
                 })
                 .collect();
@@ -439,7 +441,7 @@ fn services(
         let acted = act_on_timer.is_some();
         let restarted = to_restart.contains(&timer_unit);
         let touched = restarted || to_start.contains(&timer_unit) || to_enable.contains(&timer_unit);
-        let mut now = state_of(&after, &timer_unit);
+        let mut now = after.get(&timer_unit);
         if now.is_active() && !now.properties.contains_key("NextElapseUSecRealtime") {
             // The next elapse is only known once the timer runs.
             now = systemd::show(std::slice::from_ref(&timer_unit), UNIT_PROPERTIES)
@@ -521,8 +523,23 @@ fn timer_actions(unit: &str, now: &UnitState, restart_due: bool) -> Actions {
 
 /// `unit` as systemd has it in `states`, for the plan's actions: enabled (or with
 /// nothing to enable: static, linked), active.
-fn unit_now(states: &[UnitState], unit: &str) -> (String, UnitNow) {
-    let now = states.iter().find(|s| s.id == unit).cloned().unwrap_or_default();
+/// What systemd said of some units, by name.
+#[derive(Debug, Clone)]
+struct States(BTreeMap<String, UnitState>);
+
+impl States {
+    fn of(states: Vec<UnitState>) -> States {
+        States(states.into_iter().map(|s| (s.id.clone(), s)).collect())
+    }
+
+    /// The unit's state; empty when systemd did not answer for it.
+    fn get(&self, unit: &str) -> UnitState {
+        self.0.get(unit).cloned().unwrap_or_default()
+    }
+}
+
+fn unit_now(states: &States, unit: &str) -> (String, UnitNow) {
+    let now = states.0.get(unit).cloned().unwrap_or_default();
     let enabled = matches!(now.unit_file_state.as_str(), "enabled" | "static" | "enabled-runtime" | "linked");
     (unit.to_owned(), UnitNow { enabled, active: now.is_active() })
 }
