@@ -5,7 +5,7 @@
 //! backup's program not installed yet), those verified again one by one, each with its
 //! own verdict; a service that dies right after it starts, or keeps dying and being
 //! restarted, not reported running; a run with nothing to do asking each question once
-//! (one `systemctl --user show`, and nothing else).
+//! (the units read on the manager's bus, and no process started).
 
 #![allow(clippy::disallowed_methods)]
 
@@ -275,17 +275,11 @@ fn a_run_with_nothing_to_do_asks_each_question_once() -> TestResult {
 
     let (out, report) = fx.run()?;
     assert_eq!(report["summary"]["changed"], 0, "{}", text(&out));
+    // Nothing changed, so no process at all: the units are read from the manager's bus
+    // (no `systemctl`), the timer's schedule was checked before it was written (no
+    // `systemd-analyze`), no logind runs in the sandbox (no /run/systemd/users), so
+    // there is none to ask of linger (no `loginctl`).
     let calls = fx.take_calls();
-    let shows: Vec<&String> = calls.iter().filter(|c| c.starts_with("systemctl --user show ")).collect();
-    assert_eq!(shows.len(), 1, "one look at the units: {calls:#?}");
-    // Nothing changed: the timer's schedule was checked before it was written; no logind
-    // runs in the sandbox (no /run/systemd/users), so there is none to ask of linger.
-    for program in ["id ", "systemctl --user is-system-running", "systemd-analyze ", "loginctl "] {
-        assert!(!calls.iter().any(|c| c.starts_with(program)), "{program}: {calls:#?}");
-    }
-    let mut distinct = calls.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(distinct.len(), calls.len(), "no question asked twice: {calls:#?}");
+    assert_eq!(calls, Vec::<String>::new(), "a no-op run starts no process");
     Ok(())
 }

@@ -18,6 +18,7 @@
 //! See `docs/architecture.md` for the invariants.
 
 pub mod cli;
+pub mod dbus;
 pub mod durable;
 pub mod engine;
 pub mod exec;

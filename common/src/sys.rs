@@ -13,6 +13,37 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// A moment in local time (the C library's `localtime_r`, so `TZ` and
+/// `/etc/localtime` decide), as systemd prints it: `Wed 2026-12-02 03:00:00 UTC`, day
+/// names in English whatever the locale; `None` when the C library cannot say.
+pub fn local_time_text(unix_secs: i64) -> Option<String> {
+    let secs = libc::time_t::try_from(unix_secs).ok()?;
+    // SAFETY: `tm` is plain data that localtime_r fills in; both pointers are valid for
+    // the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&secs, &mut tm) }.is_null() {
+        return None;
+    }
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a non-null tm_zone points at a NUL-terminated name the C library keeps.
+        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned()
+    };
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    let day = usize::try_from(tm.tm_wday).ok().and_then(|d| DAYS.get(d))?;
+    let text = format!(
+        "{day} {:04}-{:02}-{:02} {:02}:{:02}:{:02} {zone}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    );
+    Some(text.trim_end().to_owned())
+}
+
 /// The name of the user with the effective uid, from `/etc/passwd` (no process, no
 /// NSS lookup); `None` when the file does not name it (a user from LDAP, say: the caller
 /// asks `id -un` then).

@@ -1,6 +1,7 @@
-//! The user's systemd manager, through `systemctl --user`: the state of many units in
-//! one call, and the few verbs the steps need (start, stop, restart, enable,
-//! daemon-reload), all through `exec`.
+//! The user's systemd manager: the state of many units in one call (read on the
+//! manager's bus, [`bus`], or asked of `systemctl --user show`), and the few verbs the
+//! steps need (start, stop, restart, enable, daemon-reload), through `systemctl` and
+//! `exec`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,6 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::exec::{Cmd, ExecError};
+
+pub mod bus;
 
 /// How long a `systemctl` call may take.
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -161,7 +164,7 @@ fn kind_pattern(unit: &str) -> Option<String> {
     unit.rsplit_once('.').map(|(_, kind)| format!("*.{kind}"))
 }
 
-/// The state of every unit in `units`, in order: one `systemctl --user show` call (two
+/// The state of every unit in `units`, in order: one read of the manager (two
 /// when many units are asked for and some that are not loaded have a unit file; none
 /// for those the [`look_once`] holds). `extra` names more properties to read (e.g.
 /// `MainPID`).
@@ -214,6 +217,14 @@ pub fn show_all(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, Sys
             .cloned()
             .collect());
     }
+    match bus::show_all(patterns, extra) {
+        Some(states) => Ok(states),
+        None => show_all_by_systemctl(patterns, extra),
+    }
+}
+
+/// [`show_all`] asked of `systemctl --user show --all`, never of the bus.
+pub fn show_all_by_systemctl(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
     let out = systemctl().arg("show").arg("--all").arg(properties(extra)).args(patterns.iter().copied()).run()?;
     Ok(parse_show(&out.stdout))
 }
@@ -229,9 +240,13 @@ fn properties(extra: &[&str]) -> String {
 /// (systemd takes about a millisecond a name to say so); the others are asked by name
 /// (systemd loads them to answer).
 fn not_loaded(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
-    let dirs = user_unit_dirs();
+    if units.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One listing of each folder of the search path, not a stat per unit and folder.
+    let files = user_unit_dirs().map(UnitFiles::list);
     let (on_disk, nowhere): (Vec<String>, Vec<String>) =
-        units.iter().cloned().partition(|u| dirs.is_none_or(|dirs| has_unit_file(dirs, u)));
+        units.iter().cloned().partition(|u| files.as_ref().is_none_or(|files| files.has(u)));
     let mut states = show_named(&on_disk, extra)?;
     states.extend(nowhere.into_iter().map(|id| UnitState {
         id,
@@ -243,15 +258,24 @@ fn not_loaded(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, System
     Ok(states)
 }
 
-/// Whether `unit` (or its template, for `name@instance.kind`) has a file, or a link, in
-/// one of `dirs`.
-fn has_unit_file(dirs: &[std::path::PathBuf], unit: &str) -> bool {
-    let template =
-        unit.split_once('@').and_then(|(name, rest)| rest.rsplit_once('.').map(|(_, kind)| format!("{name}@.{kind}")));
-    dirs.iter().any(|dir| {
-        std::fs::symlink_metadata(dir.join(unit)).is_ok()
-            || template.as_ref().is_some_and(|t| std::fs::symlink_metadata(dir.join(t)).is_ok())
-    })
+/// The names in the folders of a unit search path (files and links alike).
+struct UnitFiles(BTreeSet<std::ffi::OsString>);
+
+impl UnitFiles {
+    fn list(dirs: &[std::path::PathBuf]) -> UnitFiles {
+        let entries = dirs.iter().filter_map(|dir| std::fs::read_dir(dir).ok()).flatten().flatten();
+        UnitFiles(entries.map(|entry| entry.file_name()).collect())
+    }
+
+    /// Whether `unit` (or its template, for `name@instance.kind`) has a file, or a
+    /// link, in one of the folders.
+    fn has(&self, unit: &str) -> bool {
+        let template = unit
+            .split_once('@')
+            .and_then(|(name, rest)| rest.rsplit_once('.').map(|(_, kind)| format!("{name}@.{kind}")));
+        self.0.contains(std::ffi::OsStr::new(unit))
+            || template.is_some_and(|t| self.0.contains(std::ffi::OsStr::new(&t)))
+    }
 }
 
 /// The user manager's unit search path (systemd.unit(5)), from this process's
@@ -291,8 +315,20 @@ fn user_unit_dirs() -> Option<&'static [std::path::PathBuf]> {
     .as_deref()
 }
 
-/// `systemctl --user show` naming each unit.
+/// `systemctl --user show` naming each unit (its answer read from the bus when it can).
 fn show_named(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
+    if units.is_empty() {
+        return Ok(Vec::new());
+    }
+    match bus::show(units, extra) {
+        Some(states) => Ok(states),
+        None => show_by_systemctl(units, extra),
+    }
+}
+
+/// The state of each of `units`, asked of `systemctl --user show` by name, never of the
+/// bus.
+pub fn show_by_systemctl(units: &[String], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
     if units.is_empty() {
         return Ok(Vec::new());
     }
@@ -504,11 +540,12 @@ mod tests {
         crate::fsx::write_atomic(&dir.path().join("web.service"), b"", None)?;
         crate::fsx::write_atomic(&dir.path().join("worker@.service"), b"", None)?;
         std::os::unix::fs::symlink("/nowhere", dir.path().join("alias.service"))?;
+        let files = UnitFiles::list(&dirs);
         for there in ["web.service", "worker@1.service", "alias.service"] {
-            assert!(has_unit_file(&dirs, there), "{there}");
+            assert!(files.has(there), "{there}");
         }
         for absent in ["other.service", "web.timer", "worker.service", "web@1.service"] {
-            assert!(!has_unit_file(&dirs, absent), "{absent}");
+            assert!(!files.has(absent), "{absent}");
         }
         Ok(())
     }

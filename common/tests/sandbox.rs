@@ -56,3 +56,82 @@ fn many_units_are_read_in_one_call_with_the_same_answer_as_by_name() -> Result<(
     assert_eq!(states[80].load_state, "not-found");
     Ok(())
 }
+
+/// The bus answers what `systemctl show` answers, property for property, for units in
+/// every state the steps meet: running with env files, failed, a finished oneshot, a
+/// template instance, an active and an inactive timer, not loaded, not found.
+#[test]
+fn the_bus_answers_as_systemctl_does() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(machine) = sandbox::isolated("the_bus_answers_as_systemctl_does") else { return Ok(()) };
+    let units = machine.layout.home().join(".config/systemd/user");
+    std::fs::create_dir_all(&units)?;
+    let files = [
+        (
+            "web.service",
+            "[Service]\nEnvironmentFile=%h/web.env\nEnvironmentFile=-%h/missing.env\nExecStart=/bin/sleep 300\n",
+        ),
+        ("broken.service", "[Service]\nExecStart=/bin/false\n"),
+        ("once.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n"),
+        ("worker@.service", "[Service]\nExecStart=/bin/sleep 300\n"),
+        ("tick.timer", "[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n"),
+        ("tick.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n"),
+        ("idle.timer", "[Timer]\nOnCalendar=weekly\n"),
+        ("idle.service", "[Service]\nExecStart=/bin/true\n"),
+        ("unloaded.service", "[Service]\nExecStart=/bin/true\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(units.join(name), text)?;
+    }
+    std::fs::write(machine.layout.home().join("web.env"), "A=1\n")?;
+    let systemctl = |args: &[&str]| machine.command("systemctl").arg("--user").args(args).output();
+    systemctl(&["daemon-reload"])?;
+    systemctl(&["start", "web.service", "broken.service", "once.service", "worker@one.service", "tick.timer"])?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let extra = [
+        "NeedDaemonReload",
+        "NextElapseUSecRealtime",
+        "LastTriggerUSec",
+        "EnvironmentFiles",
+        "Result",
+        "ExecMainStatus",
+        "Type",
+        "NRestarts",
+        "ActiveEnterTimestampMonotonic",
+        "MainPID",
+    ];
+    let named: Vec<String> = [
+        "web.service",
+        "broken.service",
+        "once.service",
+        "worker@one.service",
+        "tick.timer",
+        "idle.timer",
+        "unloaded.service",
+        "never-declared.service",
+        "never-declared.timer",
+    ]
+    .map(String::from)
+    .to_vec();
+    let by_systemctl = common::systemd::show_by_systemctl(&named, &extra)?;
+    let by_bus = common::systemd::bus::show(&named, &extra).ok_or("the bus did not answer by name")?;
+    assert_eq!(by_bus, by_systemctl, "by name");
+    assert_eq!(by_bus.len(), named.len());
+    assert!(by_bus[0].env_files.len() == 2 && by_bus[1].active_state == "failed", "{by_bus:#?}");
+    assert!(!by_bus[4].properties["NextElapseUSecRealtime"].is_empty(), "{:?}", by_bus[4]);
+
+    let patterns = ["*.service", "*.timer"];
+    let all_by_systemctl = common::systemd::show_all_by_systemctl(&patterns, &extra)?;
+    let all_by_bus = common::systemd::bus::show_all(&patterns, &extra).ok_or("the bus did not answer by pattern")?;
+    let sorted = |mut states: Vec<common::systemd::UnitState>| {
+        states.sort_by(|a, b| a.id.cmp(&b.id));
+        states
+    };
+    assert_eq!(sorted(all_by_bus), sorted(all_by_systemctl), "by pattern");
+    // Each call is a fresh connection whose first call follows the authentication at
+    // once: the manager answers every one (see `Bus::await_first_answer`).
+    for round in 0..100 {
+        common::systemd::bus::show_all(&patterns, &[]).ok_or(format!("round {round}: the bus did not answer"))?;
+    }
+    Ok(())
+}

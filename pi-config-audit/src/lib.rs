@@ -16,8 +16,8 @@
 //!   the backup and the last scheduled backup through [`BackupStatus`].
 //!
 //! Every item belongs to a [`Category`]; the report is ordered by category. The cost is
-//! fixed, not per item: one `systemctl --user show` for every loaded unit (besides the
-//! services step's own), two git calls, two reads of `/proc/net`, one listing per
+//! fixed, not per item: one read of the user manager for every loaded unit (besides the
+//! services step's own: `common::systemd::look_once`), two git calls, two reads of `/proc/net`, one listing per
 //! folder; lookups go through sets built once ([`declared::Declared`]).
 
 pub mod backup;
@@ -282,7 +282,7 @@ fn scan_host(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Vec<(Cate
 pub fn audit(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Audit, UnknownItem> {
     // One look at the user manager's services and timers, with what every part asks of
     // them (the declared services, the undeclared units, the scheduled backup), instead
-    // of a `systemctl --user show` each.
+    // of a read each.
     if common::systemd::ensure_reachable().is_ok() {
         let properties: Vec<&str> = bootstrap_services::UNIT_PROPERTIES
             .iter()
