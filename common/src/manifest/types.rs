@@ -109,6 +109,10 @@ pub struct Manifest {
     /// Extra checks run by `bootstrap-validate`.
     #[serde(default)]
     pub validate: Vec<Check>,
+    /// `env` by name, built on first use by [`Manifest::env_file`]; not a key of the file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    env_index: std::sync::OnceLock<BTreeMap<String, usize>>,
 }
 
 /// A tool that must be installed.
@@ -810,9 +814,21 @@ impl fmt::Display for ItemId {
 }
 
 impl Manifest {
-    /// The env file of the given name.
+    /// The env file of the given name (the first, if two have it): a lookup in an index
+    /// built on first use, so a service each costs no scan of the section.
     pub fn env_file(&self, name: &str) -> Option<&EnvFile> {
-        self.env.iter().find(|e| e.name.as_str() == name)
+        let index = self.env_index.get_or_init(|| {
+            let mut index = BTreeMap::new();
+            for (i, env) in self.env.iter().enumerate() {
+                index.entry(env.name.as_str().to_owned()).or_insert(i);
+            }
+            index
+        });
+        match index.get(name).and_then(|&i| self.env.get(i)) {
+            Some(env) if env.name.as_str() == name => Some(env),
+            // `env` changed since the index was built: read it as it is.
+            _ => self.env.iter().find(|e| e.name.as_str() == name),
+        }
     }
 
     /// Every path the manifest gives a backup class, with that class: the declared

@@ -301,7 +301,10 @@ fn check_urls(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
 }
 
 fn check_units_and_ports(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>) {
-    let mut ports: HashMap<u16, (usize, Pos)> = HashMap::new();
+    // The first service of each port. A position is looked up only for a problem: the
+    // keys' positions need a second parse of the whole file.
+    let mut ports: HashMap<u16, usize> = HashMap::new();
+    let port_at = |i: usize| at(tree, &format!("services[{i}].port"), m.services[i].name.pos());
     for (i, service) in m.services.iter().enumerate() {
         let unit = service.unit_name();
         if !unit.ends_with(".service") || unit == ".service" {
@@ -325,21 +328,20 @@ fn check_units_and_ports(m: &Manifest, tree: &LazyTree<'_>, p: &mut Vec<Problem>
         }
         if let Some(port) = service.port {
             let key = format!("services[{i}].port");
-            let pos = at(tree, &key, service.name.pos());
             if port == 0 {
-                p.push(Problem::new(pos, key, "port 0 is not a port a service listens on: give 1 to 65535"));
-            } else if let Some((first, first_pos)) = ports.get(&port) {
+                p.push(Problem::new(port_at(i), key, "port 0 is not a port a service listens on: give 1 to 65535"));
+            } else if let Some(&first) = ports.get(&port) {
                 p.push(Problem::new(
-                    pos,
+                    port_at(i),
                     key,
                     format!(
                         "port {port} is also the port of service {:?} (line {}): two services cannot listen on one port",
-                        m.services[*first].name.as_str(),
-                        first_pos.line
+                        m.services[first].name.as_str(),
+                        port_at(first).line
                     ),
                 ));
             } else {
-                ports.insert(port, (i, pos));
+                ports.insert(port, i);
             }
         }
     }
