@@ -37,7 +37,7 @@ pub trait BackupStatus: Sync {
     fn status(&self, manifest: &Manifest, ctx: &Ctx) -> Report;
 
     /// The state of the scheduled backup's units (`pi-bootstrap-backup.service` and
-    /// `.timer`, with [`SCHEDULE_PROPERTIES`]), from one `systemctl --user show`; why
+    /// `.timer`, with [`SCHEDULE_PROPERTIES`]), from one read of the manager; why
     /// not, when the user manager cannot be reached.
     fn backup_units(&self) -> Result<Vec<UnitState>, String> {
         if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) {
