@@ -284,6 +284,8 @@ pub fn audit(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Au
     // every unit ask of them (the declared services, the undeclared units), instead of a
     // read each. The scheduled backup's two units are read apart, by name: on the bus
     // each property is a message, and its three would be asked of every unit.
+    // The services step and the backup status ask git the same of the same data paths.
+    common::durable::provenance::remember_answers();
     if common::systemd::ensure_reachable().is_ok() {
         let properties: Vec<&str> =
             bootstrap_services::UNIT_PROPERTIES.iter().chain(scan::units::PROPERTIES).copied().collect();

@@ -1,6 +1,7 @@
 //! The audit against a real `systemd --user` in a sandbox (fresh namespaces, private
 //! loopback, temporary HOME): a host installed by hand is clean, and its audit reads the
-//! user manager on its bus and starts no process of systemd's or logind's; then a deleted link, an
+//! user manager on its bus, starts no process of systemd's or logind's and asks git
+//! nothing twice; then a deleted link, an
 //! edited unit, an undeclared unit, an undeclared nginx site, an unclassified folder,
 //! an env file made 0644, a stopped service, a disabled running service, an undeclared
 //! block, a tracked database and an unpushed commit are each found and named; without
@@ -111,10 +112,16 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     assert_eq!(changes(&before, &listing(&root)), Vec::<String>::new(), "the audit of a clean host changed files");
     // The whole audit reads the user manager from its bus, and starts no process of
     // systemd's or logind's.
-    let calls = CallLog::install(&host.machine, &["systemctl", "systemd-analyze", "loginctl", "id"])?;
+    let calls = CallLog::install(&host.machine, &["systemctl", "systemd-analyze", "loginctl", "id", "git"])?;
     let traced = host.audit_command(&["--json"]).env("PATH", calls.path()?).env_remove("USER").output()?;
     assert_eq!(traced.status.code(), Some(0), "{}", host.redact(&traced.stdout));
-    assert_eq!(calls.take(), Vec::<String>::new(), "no systemctl, systemd-analyze, loginctl or id");
+    let asked = calls.take();
+    let systemd: Vec<&String> = asked.iter().filter(|c| !c.starts_with("git ")).collect();
+    assert_eq!(systemd, Vec::<&String>::new(), "no systemctl, systemd-analyze, loginctl or id");
+    let mut distinct = asked.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), asked.len(), "no question asked twice: {asked:#?}");
 
     // Every kind of drift at once.
     fs::remove_file(home.join(".pi/agent/settings.json"))?;

@@ -16,7 +16,7 @@
 //! Everything else is [`Origin::Data`].
 
 use std::cell::OnceCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -286,7 +286,7 @@ impl<'m> Provenance<'m> {
         let listed = self.not_committed.get_or_init(|| {
             let existing: Vec<String> =
                 self.in_repo.iter().filter(|p| fs::symlink_metadata(self.repo.join(p)).is_ok()).cloned().collect();
-            if existing.is_empty() { None } else { git_not_committed(&self.repo, &existing) }
+            if existing.is_empty() { None } else { remembered_or(&self.repo, &existing, git_not_committed) }
         });
         let Some(listed) = listed else { return false };
         let rel = rel.display().to_string();
@@ -321,6 +321,36 @@ pub fn skeleton_folder() -> PathBuf {
 
 /// What `git status` lists under `paths` (relative to the repo): changed, untracked and
 /// ignored entries. `None` when git cannot tell (not installed, not a repo).
+/// `git status` answers by repo and paths, kept once [`remember_answers`] was called.
+type Answers = BTreeMap<(PathBuf, Vec<String>), Option<BTreeSet<String>>>;
+
+static REMEMBERED: std::sync::Mutex<Option<Answers>> = std::sync::Mutex::new(None);
+
+/// From now on in this process, the same `git status` of the same paths is asked once
+/// and its answer kept: for a reader that changes nothing and builds several
+/// `Provenance`s over the same paths (the audit: the services step's waits and the
+/// backup status). A process that writes in the repo never calls it.
+pub fn remember_answers() {
+    let mut remembered = REMEMBERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    remembered.get_or_insert_with(BTreeMap::new);
+}
+
+/// `ask(repo, paths)`, or its kept answer (see [`remember_answers`]). The lock is held
+/// while git runs, so a second thread asking the same waits for the first answer.
+fn remembered_or(
+    repo: &Path,
+    paths: &[String],
+    ask: fn(&Path, &[String]) -> Option<BTreeSet<String>>,
+) -> Option<BTreeSet<String>> {
+    let mut remembered = REMEMBERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(answers) = remembered.as_mut() else {
+        drop(remembered);
+        return ask(repo, paths);
+    };
+    let key = (repo.to_path_buf(), paths.to_vec());
+    answers.entry(key).or_insert_with(|| ask(repo, paths)).clone()
+}
+
 fn git_not_committed(repo: &Path, paths: &[String]) -> Option<BTreeSet<String>> {
     if !repo.join(".git").exists() {
         return None;
