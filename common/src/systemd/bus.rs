@@ -186,10 +186,10 @@ fn read(bus: &mut Bus, units: &[Known], props: &[&str]) -> Option<Vec<UnitState>
         wanted.iter().map(|(i, prop, interface, _)| get(&units[*i].path, interface, prop)).collect();
     let answers = bus.call_all(&calls).ok()?;
     for ((i, prop, _, print), answer) in wanted.iter().zip(answers) {
-        // A property the unit does not have is not printed, as systemctl does.
-        let Ok(values) = answer else { continue };
-        let Some(value) = values.first().map(Value::unwrapped) else { continue };
-        printed(&mut blocks[*i], prop, *print, value)?;
+        // Every property asked is one the unit's kind has: one that does not answer is
+        // not left out (a unit would pass for stale-free or stopped), systemctl is asked.
+        let values = answer.ok()?;
+        printed(&mut blocks[*i], prop, *print, values.first().map(Value::unwrapped)?)?;
     }
     Some(parse_show(&crate::secret::redact(&blocks.join("\n"))))
 }
