@@ -9,9 +9,9 @@
 //! reach a terminal, a log or a report.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
 
 use aho_corasick::AhoCorasick;
-use std::sync::{Mutex, PoisonError};
 
 use crate::manifest::Manifest;
 

@@ -319,8 +319,6 @@ pub fn skeleton_folder() -> PathBuf {
     PathBuf::from(configured.unwrap_or_else(|| "/etc/skel".to_owned()))
 }
 
-/// What `git status` lists under `paths` (relative to the repo): changed, untracked and
-/// ignored entries. `None` when git cannot tell (not installed, not a repo).
 /// `git status` answers by repo and paths, kept once [`remember_answers`] was called.
 type Answers = BTreeMap<(PathBuf, Vec<String>), Option<BTreeSet<String>>>;
 
@@ -351,6 +349,8 @@ fn remembered_or(
     answers.entry(key).or_insert_with(|| ask(repo, paths)).clone()
 }
 
+/// What `git status` lists under `paths` (relative to the repo): changed, untracked and
+/// ignored entries. `None` when git cannot tell (not installed, not a repo).
 fn git_not_committed(repo: &Path, paths: &[String]) -> Option<BTreeSet<String>> {
     if !repo.join(".git").exists() {
         return None;
