@@ -83,6 +83,19 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// A socket of the kernel's socket-diagnostics netlink family (`NETLINK_SOCK_DIAG`, what
+/// `ss` asks): requests are written to it and the answers read from it, as a file.
+pub fn sock_diag_socket() -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: socket(2) takes no pointer and has no preconditions.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::NETLINK_SOCK_DIAG) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns; the file closes it.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
 /// Sends SIGKILL to `pid`; a process that is already gone is not an error.
 pub fn kill(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return };

@@ -130,7 +130,7 @@ fn audit(host: &Host, prereqs: bool) -> usize {
     let options = Options {
         verbosity: Verbosity::Quiet,
         backup: &NoBackupCheck,
-        proc_net: PathBuf::from("/proc/net"),
+        sockets: scan::ports::Sockets::Kernel,
         prereqs,
         deep_prereqs: false,
         fetch: bootstrap_pi_config::Fetch::No,
@@ -159,7 +159,7 @@ fn benches(c: &mut Criterion) {
     group
         .bench_function("1000 services: unit folder scan", |b| b.iter(|| scan::units::scan_units(&declared, &manager)));
     group.bench_function("1000 services: ports", |b| {
-        b.iter(|| scan::ports::scan_ports(&declared.ports, Path::new("/proc/net")))
+        b.iter(|| scan::ports::scan_ports(&declared.ports, &scan::ports::Sockets::Kernel))
     });
     group.bench_function("1000 services: HOME and repo root", |b| b.iter(|| scan::home::scan_home(&declared)));
     group.bench_function("1000 services: repo hygiene (2 git calls)", |b| {
@@ -176,7 +176,7 @@ fn benches(c: &mut Criterion) {
     let options = Options {
         verbosity: Verbosity::Normal,
         backup: &NoBackupCheck,
-        proc_net: PathBuf::from("/proc/net"),
+        sockets: scan::ports::Sockets::Kernel,
         prereqs: false,
         deep_prereqs: false,
         fetch: bootstrap_pi_config::Fetch::No,

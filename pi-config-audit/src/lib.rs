@@ -17,7 +17,7 @@
 //!
 //! Every item belongs to a [`Category`]; the report is ordered by category. The cost is
 //! fixed, not per item: one read of the user manager for every loaded unit (besides the
-//! services step's own: `common::systemd::look_once`), two git calls, two reads of `/proc/net`, one listing per
+//! services step's own: `common::systemd::look_once`), two git calls, one netlink dump of the listening sockets, one listing per
 //! folder; lookups go through sets built once ([`declared::Declared`]).
 
 pub mod backup;
@@ -25,8 +25,6 @@ pub mod category;
 pub mod declared;
 pub mod render;
 pub mod scan;
-
-use std::path::PathBuf;
 
 use common::engine::{self, Ctx, RunOptions, UnknownItem};
 use common::manifest::Manifest;
@@ -103,8 +101,8 @@ pub struct Options<'a> {
     /// Where backup freshness comes from (`--deep`: [`BootstrapData`] asking the
     /// repository).
     pub backup: &'a dyn BackupStatus,
-    /// The folder holding `tcp` and `tcp6` (`/proc/net`).
-    pub proc_net: PathBuf,
+    /// Where the listening sockets are read from (the kernel).
+    pub sockets: scan::ports::Sockets,
     /// Observe the prerequisites (each check command in parallel, or its cached
     /// answer while the binary is unchanged).
     pub prereqs: bool,
@@ -120,7 +118,7 @@ impl Options<'static> {
         Options {
             verbosity,
             backup: &BootstrapData { deep: false },
-            proc_net: PathBuf::from("/proc/net"),
+            sockets: scan::ports::Sockets::Kernel,
             prereqs: true,
             deep_prereqs: false,
             fetch: bootstrap_pi_config::Fetch::No,
@@ -231,7 +229,7 @@ fn scan_host(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Vec<(Cate
 
     let manager = scan::units::query_manager();
     add(Category::Services, scan::units::scan_units(&declared, &manager));
-    add(Category::Services, scan::ports::scan_ports(&declared.ports, &options.proc_net));
+    add(Category::Services, scan::ports::scan_ports(&declared.ports, &options.sockets));
     if let Some(nginx) = &manifest.nginx {
         add(Category::Nginx, scan::nginx::scan_sites(nginx, &declared));
     }
