@@ -94,6 +94,8 @@ pub struct Bus {
     timeout: Duration,
     /// Whether the peer sent anything since the authentication.
     answered: bool,
+    /// The pings sent while the first answer was awaited.
+    nudges: u32,
 }
 
 /// How long the first answer is awaited before the peer is nudged (see
@@ -107,25 +109,35 @@ impl Bus {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        let mut bus =
-            Bus { writer: stream.try_clone()?, reader: BufReader::new(stream), serial: 0, timeout, answered: false };
+        let mut bus = Bus {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+            serial: 0,
+            timeout,
+            answered: false,
+            nudges: 0,
+        };
         let uid = crate::sys::euid().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        bus.writer.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        // `BEGIN` goes with `AUTH`, as sd-bus's own clients send it: the first call then
+        // reaches the peer after the authentication is over, in a read of its own.
+        bus.writer.write_all(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes())?;
         let mut line = String::new();
         bus.reader.read_line(&mut line)?;
         if !line.starts_with("OK ") {
             return Err(BusError::Auth(line.trim().to_owned()));
         }
-        bus.writer.write_all(b"BEGIN\r\n")?;
         Ok(bus)
     }
 
     /// Waits until the peer's first message after the authentication begins to arrive.
     /// systemd (sd-bus, as a server) can keep a message that came in the same read as
     /// the authentication's `BEGIN` unprocessed until more bytes arrive: then no answer
-    /// comes, ever. So while nothing arrives, a `Ping` is sent every [`NUDGE_AFTER`]
-    /// (its answer is ignored), up to the timeout. Nothing is consumed here.
+    /// comes, ever. [`Bus::connect`] sends `BEGIN` before the `OK` so that this does not
+    /// happen (`BEGIN` after `OK`, then a call at once, stalled nearly every connection);
+    /// should it happen anyway, while nothing arrives a `Ping` is sent every
+    /// [`NUDGE_AFTER`] (its answer is ignored), up to the timeout. Nothing is consumed
+    /// here.
     fn await_first_answer(&mut self) -> Result<(), BusError> {
         let deadline = std::time::Instant::now() + self.timeout;
         self.reader.get_ref().set_read_timeout(Some(NUDGE_AFTER))?;
@@ -145,6 +157,7 @@ impl Bus {
                         args: Vec::new(),
                     };
                     self.writer.write_all(&method_call(self.serial, &ping))?;
+                    self.nudges += 1;
                 }
                 Err(e) => break Err(BusError::Io(e)),
             }
@@ -152,6 +165,12 @@ impl Bus {
         self.reader.get_ref().set_read_timeout(Some(self.timeout))?;
         self.answered = arrived.is_ok();
         arrived
+    }
+
+    /// How many times the peer was nudged before its first answer arrived (see
+    /// [`Bus::await_first_answer`]): each one cost [`NUDGE_AFTER`].
+    pub fn nudges(&self) -> u32 {
+        self.nudges
     }
 
     /// Makes every call and returns each one's reply (its values, or the peer's
