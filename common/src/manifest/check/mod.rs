@@ -201,6 +201,8 @@ fn check_write_targets(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
         targets.push((format!("env[{i}].path"), &env.path));
     }
     let real_home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    // Targets share folders (a thousand env files in one): each is resolved once.
+    let mut real_parents: HashMap<&Path, Option<PathBuf>> = HashMap::new();
     for (key, target) in targets {
         let path = target.path();
         if path.as_os_str().is_empty() || !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
@@ -224,7 +226,9 @@ fn check_write_targets(m: &Manifest, home: &Path, p: &mut Vec<Problem>) {
         }
         // The item itself may be a symlink the tool manages; its folder may not lead out.
         if let Some(parent) = path.parent()
-            && let Some(real_parent) = nearest_existing(parent, home).and_then(|a| a.canonicalize().ok())
+            && let Some(real_parent) = real_parents
+                .entry(parent)
+                .or_insert_with(|| nearest_existing(parent, home).and_then(|a| a.canonicalize().ok()))
             && !real_parent.starts_with(&real_home)
         {
             p.push(Problem::new(
