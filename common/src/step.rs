@@ -130,6 +130,10 @@ pub trait Step {
         !args.as_ref().check
     }
 
+    /// Starts, in the background, what does not need the manifest, before it is read
+    /// (the audit's one look at the user manager). Nothing by default.
+    fn start_early(_: &Self::Args) {}
+
     /// Runs the step.
     fn run(manifest: &Manifest, ctx: &Ctx, args: &Self::Args) -> Ran;
 }
@@ -176,6 +180,7 @@ fn run<S: Step>(args: &S::Args) -> Result<u8, StepError> {
 /// after it was made.
 fn outcome<S: Step>(args: &S::Args) -> Result<(u8, Option<StepError>), StepError> {
     let common = args.as_ref();
+    S::start_early(args);
     let manifest = common.load_manifest()?;
     let home = state::home_from_env()?;
     let ctx = Ctx::new(&home);

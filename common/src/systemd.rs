@@ -129,28 +129,54 @@ struct Look {
 
 static LOOK: Mutex<Option<Look>> = Mutex::new(None);
 
+/// The look [`look_once`] started, until a reader needs it.
+static LOOK_UNDER_WAY: Mutex<Option<std::thread::JoinHandle<Option<Look>>>> = Mutex::new(None);
+
+/// The look held, once the one under way (if any) is done: it is awaited with [`LOOK`]
+/// held, so no reader finds it empty meanwhile.
 fn look() -> std::sync::MutexGuard<'static, Option<Look>> {
-    LOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    let mut held = LOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let under_way = LOOK_UNDER_WAY.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    if let Some(taken) = under_way.and_then(|thread| thread.join().ok().flatten()) {
+        *held = Some(taken);
+    }
+    held
 }
 
-/// Asks systemd once for every loaded unit matching `patterns` (such as `*.service`)
-/// with the base properties and `extra`, and keeps the answer: the later [`show`] and
-/// [`show_all`] calls of this process that it covers are answered from it, and only the
-/// units it does not hold (not loaded) are asked by name. For a reader that changes
-/// nothing and asks from several places, such as the audit; [`act`] and
-/// [`daemon_reload`] forget it. When systemd cannot be asked, nothing is kept and each
-/// call asks (and fails) on its own.
+/// Starts one look at every loaded unit matching `patterns` (such as `*.service`) with
+/// the base properties and `extra`, in the background, and returns: the later [`show`]
+/// and [`show_all`] calls of this process that it covers wait for it and are answered
+/// from it, and only the units it does not hold (not loaded) are asked by name. For a
+/// reader that changes nothing and asks from several places, such as the audit, which
+/// starts it before it reads the manifest; [`act`] and [`daemon_reload`] forget it.
+/// While a look is held or under way, another call does nothing. When systemd cannot be
+/// asked, nothing is kept and each call asks (and fails) on its own.
+///
+/// What the look read is redacted with the secrets registered by then; every line
+/// printed is redacted again (`output`), once they are all known.
 pub fn look_once(patterns: &[&str], extra: &[&str]) {
     if !patterns.iter().all(|p| is_kind_pattern(p)) {
         return;
     }
-    if let Ok(units) = show_all(patterns, extra) {
-        *look() = Some(Look {
-            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
-            properties: BASE_PROPERTIES.iter().chain(extra).map(|p| (*p).to_owned()).collect(),
-            units: units.into_iter().map(|u| (u.id.clone(), u)).collect(),
-        });
+    // Locked in the order `look` locks them.
+    let held = LOOK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut under_way = LOOK_UNDER_WAY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.is_some() || under_way.is_some() {
+        return;
     }
+    let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
+    let extra: Vec<String> = extra.iter().map(|p| (*p).to_owned()).collect();
+    *under_way = Some(std::thread::spawn(move || {
+        ensure_reachable().ok()?;
+        let asked: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let more: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let units = read_all(&asked, &more).ok()?;
+        Some(Look {
+            properties: BASE_PROPERTIES.iter().copied().chain(more).map(str::to_owned).collect(),
+            patterns: patterns.into_iter().collect(),
+            units: units.into_iter().map(|u| (u.id.clone(), u)).collect(),
+        })
+    }));
 }
 
 /// A pattern for every unit of one kind, such as `*.service`: the only patterns a
@@ -217,6 +243,12 @@ pub fn show_all(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, Sys
             .cloned()
             .collect());
     }
+    read_all(patterns, extra)
+}
+
+/// [`show_all`] asked of the manager: on the bus, or of `systemctl` when the bus cannot
+/// answer.
+fn read_all(patterns: &[&str], extra: &[&str]) -> Result<Vec<UnitState>, SystemdError> {
     match bus::show_all(patterns, extra) {
         Some(states) => Ok(states),
         None => show_all_by_systemctl(patterns, extra),

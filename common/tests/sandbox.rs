@@ -54,6 +54,18 @@ fn many_units_are_read_in_one_call_with_the_same_answer_as_by_name() -> Result<(
     }
     assert_eq!(states[0].load_state, "loaded");
     assert_eq!(states[80].load_state, "not-found");
+
+    // A look taken in the background answers every reader the same, each one waiting
+    // for it; acting on a unit forgets it.
+    common::systemd::look_once(&["*.service"], &[]);
+    let answers: Vec<Option<Vec<common::systemd::UnitState>>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..4).map(|_| scope.spawn(|| common::systemd::show(&names, &[]))).collect();
+        readers.into_iter().map(|r| r.join().ok().and_then(Result::ok)).collect()
+    });
+    assert!(answers.iter().all(|a| a.as_ref() == Some(&states)), "the look answers as the manager did");
+    common::systemd::act("start", &names[5..6])?;
+    let after = common::systemd::show(&names[5..6], &[])?;
+    assert_eq!(after[0].active_state, "active", "started after the look: asked afresh");
     Ok(())
 }
 
