@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use backup_timer::{BackupTimer, GeneratedUnit};
 
 use common::durable::Ledger;
-use common::engine::{self, Ctx, Observed, Resource, RunOptions};
+use common::engine::{self, Ctx, EngineError, Observed, Resource, RunOptions};
 use common::manifest::{ItemId, Manifest, Service};
 use common::report::{Item, Report, Status, tilde};
 use common::step::{Step, StepError};
@@ -215,15 +215,14 @@ fn services(
         }
     };
 
-    // What is due, decided and written down before anything changes.
-    let observed: Vec<(usize, Observed)> =
-        files.iter().enumerate().filter_map(|(i, f)| f.observe(ctx).ok().map(|o| (i, o))).collect();
+    // What is due, decided and written down before anything changes. Each unit file is
+    // observed once: the same observation decides, is verified and is run.
+    let observed: Vec<Result<Observed, EngineError>> = files.iter().map(|f| f.observe(ctx)).collect();
+    let pending: Vec<&UnitFile> =
+        files.iter().zip(&observed).filter(|(_, o)| matches!(o, Ok(Observed::Differs(_)))).map(|(f, _)| f).collect();
     // The unit files that differ from the repo's, by name: looked up per service.
-    let differing: BTreeSet<String> = observed
-        .iter()
-        .filter(|(_, o)| matches!(o, Observed::Differs(_)))
-        .filter_map(|(i, _)| files[*i].target.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
+    let differing: BTreeSet<String> =
+        pending.iter().filter_map(|f| f.target.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     let unit_differs = |service: &Service| service.unit_names().iter().any(|u| differing.contains(u));
     let timer_unit = backup_timer::timer_unit();
     let mut names: Vec<String> = chosen.iter().flat_map(|s| s.units_to_run()).collect();
@@ -295,11 +294,11 @@ fn services(
     }
 
     if !check {
-        units::verify_pending(&files, &generated, ctx);
+        units::verify_pending(&pending, &generated, ctx);
     }
     let mut units_changed = false;
-    for file in &files {
-        let unit_item = engine::run_one(file, ctx, check);
+    for (file, observed) in files.iter().zip(observed) {
+        let unit_item = engine::run_observed(file, observed, ctx, check);
         units_changed |= unit_item.status == Status::Changed;
         report.push(unit_item);
     }

@@ -179,14 +179,30 @@ pub fn run_one(resource: &dyn Resource, ctx: &Ctx, check: bool) -> Item {
     observe_and_apply(resource, ctx, check, false)
 }
 
+/// [`run_one`] from an observation the caller already made (`resource.observe(ctx)`,
+/// with nothing changed since): apply, observe again.
+pub fn run_observed(resource: &dyn Resource, observed: Result<Observed, EngineError>, ctx: &Ctx, check: bool) -> Item {
+    apply_observed(resource, observed, ctx, check, false)
+}
+
 /// [`run_one`], where `audit` makes what a run leaves alone drift.
 fn observe_and_apply(resource: &dyn Resource, ctx: &Ctx, check: bool, audit: bool) -> Item {
+    apply_observed(resource, resource.observe(ctx), ctx, check, audit)
+}
+
+fn apply_observed(
+    resource: &dyn Resource,
+    observed: Result<Observed, EngineError>,
+    ctx: &Ctx,
+    check: bool,
+    audit: bool,
+) -> Item {
     let item = |status, detail: String, diff| {
         Item::new(resource.id().to_string(), resource.kind(), status, detail)
             .at_maybe(resource.path().map(Path::to_path_buf))
             .with_diff(diff)
     };
-    let difference = match resource.observe(ctx) {
+    let difference = match observed {
         Ok(Observed::InSync) => return item(Status::Ok, String::new(), None),
         Ok(Observed::Note(note)) => return item(Status::Ok, note, None),
         Ok(Observed::LeftAlone(why)) => return item(if audit { Status::Drift } else { Status::Ok }, why, None),
