@@ -229,6 +229,9 @@ fn services(
     if timer.is_some() {
         names.push(timer_unit.clone());
     }
+    // What each service runs, read from its files before systemd is asked (the audit's
+    // look at the manager may still be under way).
+    let fingerprints: Vec<String> = chosen.iter().map(|s| fingerprint(s, manifest)).collect();
     let before = match systemd::show(&names, UNIT_PROPERTIES) {
         Ok(states) => States::of(states),
         Err(e) => {
@@ -244,7 +247,7 @@ fn services(
     let mut waits: BTreeMap<String, Wait> = BTreeMap::new();
     let mut plans: BTreeMap<String, Plan> = BTreeMap::new();
     let mut due: BTreeSet<String> = state.restart_due.clone();
-    for service in &chosen {
+    for (service, fingerprint) in chosen.iter().zip(fingerprints) {
         let name = service.name.as_str().to_owned();
         let running = is_running(service, &before);
         let wait = if running { Wait::default() } else { awaiting.waited_for(service, manifest) };
@@ -253,7 +256,7 @@ fn services(
             waits_for_data: !wait.is_empty(),
             unit_changed: unit_differs(service),
             started_with: state.started.get(&name).cloned(),
-            fingerprint: fingerprint(service, manifest),
+            fingerprint,
             restart_due: state.restart_due.contains(&name),
         };
         let plan = decide::plan(&facts);

@@ -104,8 +104,14 @@ impl fmt::Display for LoadError {
 /// through here too, as plain YAML.
 #[allow(clippy::disallowed_methods, reason = "the one door for YAML")]
 pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
-    let mut key = String::new();
     let options = serde_saphyr::options! { with_snippet: false };
+    // Without the key path first: tracking it costs a third of the parse (20 ms of a
+    // 1,000-service manifest). Text that does not parse is parsed again with it, to
+    // the same error, which then names its key.
+    if let Ok(parsed) = serde_saphyr::from_str_with_options(text, options.clone()) {
+        return Ok(parsed);
+    }
+    let mut key = String::new();
     let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
             key = e.path().to_string();
