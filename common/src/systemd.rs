@@ -179,6 +179,12 @@ pub fn look_once(patterns: &[&str], extra: &[&str]) {
     }));
 }
 
+/// Forgets the look [`look_once`] took (waiting for one under way): the next reads ask
+/// the manager.
+pub fn forget_look() {
+    *look() = None;
+}
+
 /// A pattern for every unit of one kind, such as `*.service`: the only patterns a
 /// [`look_once`] answers for.
 fn is_kind_pattern(pattern: &str) -> bool {
@@ -406,7 +412,7 @@ pub fn act(verb: &str, units: &[String]) -> Result<(), SystemdError> {
     if units.is_empty() {
         return Ok(());
     }
-    *look() = None;
+    forget_look();
     systemctl().arg(verb).args(units.iter().cloned()).run()?;
     Ok(())
 }
@@ -556,7 +562,7 @@ fn may_die_after_start(state: &UnitState) -> bool {
 
 /// `systemctl --user daemon-reload`.
 pub fn daemon_reload() -> Result<(), SystemdError> {
-    *look() = None;
+    forget_look();
     systemctl().arg("daemon-reload").run()?;
     Ok(())
 }

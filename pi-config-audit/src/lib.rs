@@ -292,11 +292,23 @@ pub fn look_at_units() {
     common::systemd::look_once(&["*.service", "*.timer"], &properties);
 }
 
+/// What one audit keeps of its reads (the look at the manager, git's answers),
+/// forgotten when it ends: a process that audits again asks afresh.
+struct KeptForOneAudit;
+
+impl Drop for KeptForOneAudit {
+    fn drop(&mut self) {
+        common::systemd::forget_look();
+        common::durable::provenance::forget_answers();
+    }
+}
+
 /// Audits the host against the manifest. Changes nothing.
 pub fn audit(manifest: &Manifest, ctx: &Ctx, options: &Options<'_>) -> Result<Audit, UnknownItem> {
     look_at_units();
     // The services step and the backup status ask git the same of the same data paths.
     common::durable::provenance::remember_answers();
+    let _forgotten_after = KeptForOneAudit;
     let (steps, scans) = std::thread::scope(|scope| {
         let scans = scope.spawn(|| scan_host(manifest, ctx, options));
         let steps = observe_steps(manifest, ctx, options);

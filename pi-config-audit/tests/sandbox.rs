@@ -7,7 +7,7 @@
 //! block, a tracked database and an unpushed commit are each found and named; without
 //! a reachable user manager the unit files are still compared and the services'
 //! states are said to be unknown (exit 1); the audit changes nothing on disk, and
-//! never prints a secret.
+//! never prints a secret. A second audit in the same process asks afresh.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -227,5 +227,32 @@ fn a_clean_host_then_every_kind_of_drift_is_named_and_nothing_changes() -> TestR
     insta::assert_snapshot!("drifted_host_json", host.redact(&drifted.stdout));
     assert!(!printed.contains(CANARY), "a secret was printed");
     assert!(!printed.contains("canary-restic-password"), "the backup password was printed");
+    Ok(())
+}
+
+/// A process that audits twice (a library caller) asks the manager and git afresh the
+/// second time: what one audit kept of its reads does not answer the next.
+#[test]
+fn a_second_audit_in_the_same_process_sees_what_changed_since_the_first() -> TestResult {
+    let Some(machine) = sandbox::isolated("a_second_audit_in_the_same_process_sees_what_changed_since_the_first")
+    else {
+        return Ok(());
+    };
+    let host = Host::install(machine)?;
+    let file = host.machine.layout.root.join("pi-bootstrap.yaml");
+    let env = host.machine.env();
+    let var = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let home = host.machine.layout.home();
+    let manifest = common::manifest::load_str(&file, &fs::read_to_string(&file)?, &home, &var)?;
+    let ctx = common::engine::Ctx::new(&home);
+    let mut options = pi_config_audit::Options::new(common::output::Verbosity::Quiet);
+    options.prereqs = false;
+    let status =
+        |audit: &pi_config_audit::Audit| audit.report.items.iter().find(|i| i.id == "service:beta").map(|i| i.status);
+    let first = pi_config_audit::audit(&manifest, &ctx, &options)?;
+    assert_eq!(status(&first), Some(common::report::Status::Ok), "{:#?}", first.report.items);
+    host.systemctl(&["stop", "beta.service"])?;
+    let second = pi_config_audit::audit(&manifest, &ctx, &options)?;
+    assert_eq!(status(&second), Some(common::report::Status::Drift), "stopped after the first audit");
     Ok(())
 }

@@ -333,6 +333,11 @@ pub fn remember_answers() {
     remembered.get_or_insert_with(BTreeMap::new);
 }
 
+/// Forgets the answers kept since [`remember_answers`], and keeps none from now on.
+pub fn forget_answers() {
+    *REMEMBERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
 /// `ask(repo, paths)`, or its kept answer (see [`remember_answers`]). The lock is held
 /// while git runs, so a second thread asking the same waits for the first answer.
 fn remembered_or(
