@@ -148,7 +148,8 @@ fn look() -> std::sync::MutexGuard<'static, Option<Look>> {
 /// and [`show_all`] calls of this process that it covers wait for it and are answered
 /// from it, and only the units it does not hold (not loaded) are asked by name. For a
 /// reader that changes nothing and asks from several places, such as the audit, which
-/// starts it before it reads the manifest; [`act`] and [`daemon_reload`] forget it.
+/// starts it before it reads the manifest; [`act`], [`daemon_reload`] and
+/// [`forget_look`] forget it.
 /// While a look is held or under way, another call does nothing. When systemd cannot be
 /// asked, nothing is kept and each call asks (and fails) on its own.
 ///

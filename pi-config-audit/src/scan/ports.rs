@@ -166,7 +166,11 @@ mod diag {
             let kind = u16::from_ne_bytes([batch[4], batch[5]]);
             if u32_at(batch, 8) == Some(seq) {
                 match kind {
-                    NLMSG_DONE => return Ok(true),
+                    // The end carries the dump's error, if it failed along the way.
+                    NLMSG_DONE => match u32_at(body, 0).map(|code| code as i32) {
+                        Some(code) if code < 0 => return Err(io::Error::from_raw_os_error(-code)),
+                        _ => return Ok(true),
+                    },
                     NLMSG_ERROR => {
                         let code = u32_at(body, 0).ok_or_else(garbled)? as i32;
                         return Err(if code < 0 { io::Error::from_raw_os_error(-code) } else { garbled() });
@@ -265,6 +269,8 @@ mod tests {
         assert!(!diag::read_answers(&batch, 1, &mut ports)?, "no NLMSG_DONE yet");
         assert_eq!(ports, BTreeSet::from([7309]), "established and other requests' sockets are left out");
         assert!(diag::read_answers(&answer(3, 1, &[0; 4]), 1, &mut ports)?);
+        let interrupted = diag::read_answers(&answer(3, 1, &(-4i32).to_ne_bytes()), 1, &mut ports);
+        assert_eq!(interrupted.map_err(|e| e.raw_os_error()), Err(Some(4)), "a dump that failed along the way");
 
         let refused = diag::read_answers(&answer(2, 1, &(-13i32).to_ne_bytes()), 1, &mut ports);
         assert_eq!(refused.map_err(|e| e.raw_os_error()), Err(Some(13)), "NLMSG_ERROR carries -errno");
