@@ -218,8 +218,11 @@ fn services(
     // What is due, decided and written down before anything changes. Each unit file is
     // observed once: the same observation decides, is verified and is run.
     let observed: Vec<Result<Observed, EngineError>> = files.iter().map(|f| f.observe(ctx)).collect();
-    let pending: Vec<&UnitFile> =
-        files.iter().zip(&observed).filter(|(_, o)| matches!(o, Ok(Observed::Differs(_)))).map(|(f, _)| f).collect();
+    let generated_observed: Vec<Result<Observed, EngineError>> = generated.iter().map(|u| u.observe(ctx)).collect();
+    let differs = |o: &Result<Observed, EngineError>| matches!(o, Ok(Observed::Differs(_)));
+    let pending: Vec<&UnitFile> = files.iter().zip(&observed).filter(|(_, o)| differs(o)).map(|(f, _)| f).collect();
+    let generated_pending: Vec<&GeneratedUnit> =
+        generated.iter().zip(&generated_observed).filter(|(_, o)| differs(o)).map(|(u, _)| *u).collect();
     // The unit files that differ from the repo's, by name: looked up per service.
     let differing: BTreeSet<String> =
         pending.iter().filter_map(|f| f.target.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
@@ -274,8 +277,7 @@ fn services(
     // The timer restarts when its own unit changed while it runs (the service it
     // starts is read afresh at each run).
     if let Some(timer) = timer {
-        let differs =
-            generated.iter().any(|u| u.id == timer.timer.id && matches!(u.observe(ctx), Ok(Observed::Differs(_))));
+        let differs = generated_pending.iter().any(|u| u.id == timer.timer.id);
         if differs && before.get(&timer_unit).is_active() {
             due.insert(timer.id.0.clone());
         }
@@ -297,7 +299,7 @@ fn services(
     }
 
     if !check {
-        units::verify_pending(&pending, &generated, ctx);
+        units::verify_pending(&pending, &generated_pending, ctx);
     }
     let mut units_changed = false;
     for (file, observed) in files.iter().zip(observed) {
@@ -307,8 +309,8 @@ fn services(
     }
     // The backup's units that could not be observed or installed: the timer is left as it is.
     let mut broken: Vec<String> = Vec::new();
-    for unit in &generated {
-        let unit_item = engine::run_one(*unit, ctx, check);
+    for (unit, observed) in generated.iter().zip(generated_observed) {
+        let unit_item = engine::run_observed(*unit, observed, ctx, check);
         units_changed |= unit_item.status == Status::Changed;
         if unit_item.status == Status::Failed {
             broken.push(unit_item.id.clone());

@@ -147,18 +147,17 @@ pub(crate) trait Verify {
 }
 
 /// Before the unit files are installed (not under `--check`): one
-/// `systemd-analyze verify --user` for every unit file about to be installed (`files`,
-/// observed to differ by the caller, and the generated units that differ), staged
+/// `systemd-analyze verify --user` for every unit file about to be installed (`files`
+/// and `generated`, observed to differ by the caller), staged
 /// together; each verdict is kept for the unit's `apply`, so a refused unit fails alone,
 /// with what systemd said of it, and the others are installed. A unit that cannot be
 /// staged with the others (unreadable, or a name another one stages with different
 /// content) is verified alone when it is applied, as is every unit when the call cannot
 /// run.
 pub(crate) fn verify_pending(files: &[&UnitFile], generated: &[&GeneratedUnit], ctx: &Ctx) {
-    let differs = |r: &dyn Resource| matches!(r.observe(ctx), Ok(Observed::Differs(_)));
     let mut pending: Vec<&dyn Verify> = Vec::new();
     pending.extend(files.iter().map(|f| *f as &dyn Verify));
-    pending.extend(generated.iter().filter(|g| differs(**g)).map(|g| *g as &dyn Verify));
+    pending.extend(generated.iter().map(|g| *g as &dyn Verify));
     if pending.len() < 2 {
         return;
     }
