@@ -58,14 +58,17 @@ fn listening_ports_in(folder: &Path) -> Option<BTreeSet<u16>> {
 
 /// The listening TCP ports, or what could not be read.
 fn listening(sockets: &Sockets) -> Result<BTreeSet<u16>, String> {
-    let folder = match sockets {
+    let (folder, refused) = match sockets {
         Sockets::Kernel => match diag::listening_ports() {
             Ok(ports) => return Ok(ports),
-            Err(_) => Path::new("/proc/net"),
+            Err(e) => (Path::new("/proc/net"), Some(e)),
         },
-        Sockets::ProcNet(folder) => folder,
+        Sockets::ProcNet(folder) => (folder.as_path(), None),
     };
-    listening_ports_in(folder).ok_or_else(|| format!("cannot read {}/tcp", folder.display()))
+    listening_ports_in(folder).ok_or_else(|| match refused {
+        Some(e) => format!("cannot ask the kernel for its listening sockets ({e}) nor read {}/tcp", folder.display()),
+        None => format!("cannot read {}/tcp", folder.display()),
+    })
 }
 
 /// One item per declared port: ok when something listens on it, drift otherwise.
